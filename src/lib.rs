@@ -6,5 +6,6 @@
 //! - [`telemetry`]: logging set-up shared by every binary.
 //! - [`observe`]: the `/livez`, `/readyz`, `/metrics` HTTP server shared by controller and agent.
 
+pub mod crd;
 pub mod observe;
 pub mod telemetry;

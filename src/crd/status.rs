@@ -1,0 +1,115 @@
+//! `status` of a `ZeroDowntimeRollout`: what the controller observed and decided. Only the
+//! controller writes it (server-side apply, one field manager); it never writes `spec`.
+
+use k8s_openapi::apimachinery::pkg::apis::meta::v1::{Condition, Time};
+use schemars::JsonSchema;
+use serde::{Deserialize, Serialize};
+
+/// Where a rollout stands.
+#[derive(JsonSchema, Serialize, Deserialize, Clone, Copy, Debug, PartialEq, Eq)]
+pub enum Phase {
+    /// Pods or traffic are moving towards the update revision.
+    Progressing,
+    /// Progress is held: `spec.paused`, a pause step, or an inconclusive analysis.
+    Paused,
+    /// Every pod runs the update revision and is available.
+    Healthy,
+    /// No progress within `progressDeadlineSeconds`, or the spec cannot be acted on.
+    Degraded,
+    /// The update was abandoned: traffic and pods went back to the stable revision.
+    Aborted,
+}
+
+impl Phase {
+    /// The name as written in status.
+    pub fn as_str(self) -> &'static str {
+        match self {
+            Phase::Progressing => "Progressing",
+            Phase::Paused => "Paused",
+            Phase::Healthy => "Healthy",
+            Phase::Degraded => "Degraded",
+            Phase::Aborted => "Aborted",
+        }
+    }
+}
+
+/// Observed state of a rollout.
+#[derive(JsonSchema, Serialize, Deserialize, Clone, Debug, Default, PartialEq)]
+#[serde(rename_all = "camelCase")]
+pub struct ZeroDowntimeRolloutStatus {
+    /// The `metadata.generation` this status was computed for.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub observed_generation: Option<i64>,
+
+    /// Progressing, Paused, Healthy, Degraded or Aborted.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub phase: Option<Phase>,
+
+    /// One line for people, e.g. "wave 2/4: 6/10 updated, 9 available".
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub message: Option<String>,
+
+    /// Pods that exist, of every revision, not counting pods being deleted.
+    #[serde(default)]
+    pub replicas: i32,
+
+    /// Pods of the update revision.
+    #[serde(default)]
+    pub updated_replicas: i32,
+
+    /// Pods whose Ready condition is True.
+    #[serde(default)]
+    pub ready_replicas: i32,
+
+    /// Pods Ready for at least minReadySeconds and still in traffic.
+    #[serde(default)]
+    pub available_replicas: i32,
+
+    /// Revision hash every pod ran when the last update completed.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub stable_revision: Option<String>,
+
+    /// Revision hash of the current template.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub update_revision: Option<String>,
+
+    /// Index of the canary step being executed.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub current_step_index: Option<i32>,
+
+    /// Percent of traffic sent to the canary.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub canary_weight: Option<i32>,
+
+    /// Label selector of the pods, as a string, for the scale subresource and HPA.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub selector: Option<String>,
+
+    /// Last time the rollout made progress (a pod became available, a step completed);
+    /// the progress deadline counts from here.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub last_progress_time: Option<Time>,
+
+    /// Revision hash whose update was aborted. Re-applying a new template clears the abort.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub aborted_revision: Option<String>,
+
+    /// Available, Progressing, Paused, Aborted: each with a reason and a message.
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    #[schemars(extend("x-kubernetes-list-type" = "map", "x-kubernetes-list-map-keys" = ["type"]))]
+    pub conditions: Vec<Condition>,
+}
+
+/// Condition types the controller sets.
+pub mod condition {
+    /// At least `replicas - maxUnavailable` pods are available.
+    pub const AVAILABLE: &str = "Available";
+    /// The rollout is moving, or finished; False with reason ProgressDeadlineExceeded when stuck.
+    pub const PROGRESSING: &str = "Progressing";
+    /// Progress is held.
+    pub const PAUSED: &str = "Paused";
+    /// The update was aborted.
+    pub const ABORTED: &str = "Aborted";
+    /// The spec cannot be acted on (reason says why).
+    pub const INVALID_SPEC: &str = "InvalidSpec";
+}
