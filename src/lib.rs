@@ -8,4 +8,5 @@
 
 pub mod crd;
 pub mod observe;
+pub mod planner;
 pub mod telemetry;
