@@ -6,6 +6,7 @@
 //! - [`telemetry`]: logging set-up shared by every binary.
 //! - [`observe`]: the `/livez`, `/readyz`, `/metrics` HTTP server shared by controller and agent.
 
+pub mod controller;
 pub mod crd;
 pub mod observe;
 pub mod planner;

@@ -1,0 +1,89 @@
+//! What every reconcile shares: the API client, the watch caches, expectations, the clock,
+//! metrics, the event recorder and the settings.
+
+use std::sync::Arc;
+use std::time::Duration;
+
+use k8s_openapi::api::apps::v1::ControllerRevision;
+use k8s_openapi::api::core::v1::Pod;
+use k8s_openapi::api::discovery::v1::EndpointSlice;
+use kube::Client;
+use kube::runtime::events::{Recorder, Reporter};
+use kube::runtime::reflector::Store;
+
+use super::clock::Clock;
+use super::expectations::Expectations;
+use super::metrics::Metrics;
+
+/// The single field manager for every write the controller makes.
+pub const FIELD_MANAGER: &str = "zdr-controller";
+
+/// Settings from the command line.
+#[derive(Clone, Debug)]
+pub struct Settings {
+    /// Wait after a retiring pod left every EndpointSlice before deleting it, so load
+    /// balancers and kube-proxy catch up.
+    pub endpoint_propagation: Duration,
+}
+
+impl Default for Settings {
+    fn default() -> Self {
+        Self {
+            endpoint_propagation: Duration::from_secs(5),
+        }
+    }
+}
+
+/// Shared state of the reconciler.
+pub struct Context {
+    /// API client.
+    pub client: Client,
+    /// Watch cache of pods.
+    pub pods: Store<Pod>,
+    /// Watch cache of ControllerRevisions.
+    pub revisions: Store<ControllerRevision>,
+    /// Watch cache of EndpointSlices.
+    pub slices: Store<EndpointSlice>,
+    /// Creations and deletions not yet seen in the cache.
+    pub expectations: Expectations,
+    /// Time source.
+    pub clock: Arc<dyn Clock>,
+    /// Metrics.
+    pub metrics: Metrics,
+    /// Event recorder.
+    pub recorder: Recorder,
+    /// Settings.
+    pub settings: Settings,
+}
+
+impl Context {
+    /// A context with the given caches.
+    pub fn new(
+        client: Client,
+        pods: Store<Pod>,
+        revisions: Store<ControllerRevision>,
+        slices: Store<EndpointSlice>,
+        clock: Arc<dyn Clock>,
+        metrics: Metrics,
+        settings: Settings,
+    ) -> Self {
+        let recorder = Recorder::new(
+            client.clone(),
+            Reporter {
+                controller: FIELD_MANAGER.into(),
+                instance: std::env::var("POD_NAME").ok(),
+            },
+        );
+        Self {
+            client,
+            pods,
+            revisions,
+            slices,
+            expectations: Expectations::default(),
+            clock,
+            metrics,
+            recorder,
+            settings,
+        }
+    }
+}

@@ -1,0 +1,36 @@
+//! Errors of a reconcile, each with a short category used as a metric label and event reason.
+
+/// Why a reconcile failed.
+#[derive(Debug, thiserror::Error)]
+pub enum Error {
+    /// A call to the API server failed (transient: retried with backoff).
+    #[error("kubernetes API: {0}")]
+    Kube(#[from] kube::Error),
+
+    /// An object could not be (de)serialized.
+    #[error("serialization: {0}")]
+    Serde(#[from] serde_json::Error),
+
+    /// The object lacks something the API server always sets (namespace, uid).
+    #[error("object {0} is missing {1}")]
+    MissingField(String, &'static str),
+
+    /// A ControllerRevision with the expected name holds a different template.
+    #[error("ControllerRevision {0} exists with a different template (hash collision)")]
+    RevisionCollision(String),
+}
+
+impl Error {
+    /// Short, stable category for metrics labels and event reasons.
+    pub fn category(&self) -> &'static str {
+        match self {
+            Error::Kube(_) => "api",
+            Error::Serde(_) => "serialization",
+            Error::MissingField(..) => "missing_field",
+            Error::RevisionCollision(_) => "revision_collision",
+        }
+    }
+}
+
+/// Result of a reconcile step.
+pub type Result<T, E = Error> = std::result::Result<T, E>;

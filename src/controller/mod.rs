@@ -1,0 +1,23 @@
+//! The zdr controller: reconciles `ZeroDowntimeRollout` objects into pods, revisions and status.
+//!
+//! - [`reconcile`]: the pipeline (fetch -> validate -> plan -> apply -> status).
+//! - [`validate`], [`pods`], [`revisions`], [`status`]: pure pieces of that pipeline.
+//! - [`apply`]: every API write. [`expectations`]: guards against a stale cache.
+//! - [`run`](run::run): the watches, the HTTP server and leader election around it.
+
+pub mod apply;
+pub mod clock;
+pub mod context;
+pub mod error;
+pub mod expectations;
+pub mod leader;
+pub mod metrics;
+pub mod pods;
+pub mod reconcile;
+pub mod revisions;
+pub mod run;
+pub mod status;
+pub mod validate;
+
+pub use context::{Context, FIELD_MANAGER, Settings};
+pub use error::Error;

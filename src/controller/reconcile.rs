@@ -1,0 +1,403 @@
+//! The reconcile pipeline of one rollout: fetch (from the watch caches) -> validate -> plan
+//! (pure) -> apply (API writes) -> update status. Errors requeue with backoff; an invalid spec
+//! waits for the next change.
+
+use std::collections::{BTreeMap, BTreeSet};
+use std::sync::Arc;
+use std::time::{Duration, Instant};
+
+use k8s_openapi::api::apps::v1::ControllerRevision;
+use k8s_openapi::api::core::v1::{Pod, PodTemplateSpec};
+use k8s_openapi::api::discovery::v1::EndpointSlice;
+use kube::core::SelectorExt;
+use kube::runtime::controller::Action;
+use kube::runtime::events::{Event, EventType};
+use kube::{Resource, ResourceExt};
+
+use super::apply::Writer;
+use super::context::Context;
+use super::error::{Error, Result};
+use super::pods::{self, RetireStep};
+use super::revisions;
+use super::status::{self, Outcome};
+use super::validate::{self, Valid};
+use crate::crd::{REVISION_LABEL, ZeroDowntimeRollout, ZeroDowntimeRolloutStatus};
+use crate::planner::{self, Params, Progress};
+
+/// Entry point for `kube::runtime::Controller`.
+pub async fn reconcile(zdr: Arc<ZeroDowntimeRollout>, ctx: Arc<Context>) -> Result<Action> {
+    let start = Instant::now();
+    let result = reconcile_one(&zdr, &ctx).await;
+    ctx.metrics.observe(
+        result.as_ref().err().map(Error::category),
+        start.elapsed().as_secs_f64(),
+    );
+    result
+}
+
+/// Requeue policy on error: transient failures back off, bounded.
+pub fn error_policy(zdr: Arc<ZeroDowntimeRollout>, err: &Error, _ctx: Arc<Context>) -> Action {
+    tracing::warn!(rollout = %zdr.name_any(), category = err.category(), error = %err, "reconcile failed");
+    Action::requeue(Duration::from_secs(5))
+}
+
+/// What the caches hold for one rollout.
+struct Observed {
+    /// Pods this rollout controls.
+    owned: Vec<Arc<Pod>>,
+    /// Pods matching the selector that no controller owns.
+    orphans: Vec<Arc<Pod>>,
+    /// ControllerRevisions this rollout controls.
+    revisions: Vec<Arc<ControllerRevision>>,
+    /// EndpointSlices of the namespace.
+    slices: Vec<Arc<EndpointSlice>>,
+}
+
+fn fetch(zdr: &ZeroDowntimeRollout, ctx: &Context, valid: Option<&Valid>) -> Observed {
+    let ns = zdr.namespace();
+    let uid = zdr.uid();
+    let controlled = |refs: &[k8s_openapi::apimachinery::pkg::apis::meta::v1::OwnerReference]| {
+        refs.iter()
+            .any(|r| r.controller == Some(true) && Some(&r.uid) == uid.as_ref())
+    };
+    let in_ns = |m: &k8s_openapi::apimachinery::pkg::apis::meta::v1::ObjectMeta| m.namespace == ns;
+    let owned = ctx
+        .pods
+        .state_filter(|p| in_ns(&p.metadata) && controlled(p.owner_references()));
+    let orphans = match valid {
+        Some(v) => ctx.pods.state_filter(|p| {
+            in_ns(&p.metadata)
+                && p.metadata.deletion_timestamp.is_none()
+                && !p
+                    .owner_references()
+                    .iter()
+                    .any(|r| r.controller == Some(true))
+                && v.selector.matches(p.labels())
+        }),
+        None => Vec::new(),
+    };
+    let revisions = ctx
+        .revisions
+        .state_filter(|r| in_ns(&r.metadata) && controlled(r.owner_references()));
+    let slices = ctx.slices.state_filter(|s| in_ns(&s.metadata));
+    Observed {
+        owned,
+        orphans,
+        revisions,
+        slices,
+    }
+}
+
+async fn reconcile_one(zdr: &ZeroDowntimeRollout, ctx: &Context) -> Result<Action> {
+    let name = zdr.name_any();
+    let ns = zdr
+        .namespace()
+        .ok_or_else(|| Error::MissingField(name.clone(), "metadata.namespace"))?;
+    let key = format!("{ns}/{name}");
+    if zdr.meta().deletion_timestamp.is_some() {
+        // Owner references hand the pods and revisions to the garbage collector.
+        ctx.expectations.forget(&key);
+        return Ok(Action::await_change());
+    }
+    let now = ctx.clock.now();
+    let generation = zdr.meta().generation;
+    let prev = zdr.status.clone().unwrap_or_default();
+    let writer = Writer::new(ctx, zdr, &ns);
+
+    // Validate (pure).
+    let valid = match validate::validate(&zdr.spec) {
+        Ok(v) => v,
+        Err(invalid) => {
+            let status = status::invalid(&prev, invalid.reason, &invalid.message, generation, now);
+            if zdr.status.as_ref() != Some(&status) {
+                writer
+                    .event(
+                        EventType::Warning,
+                        invalid.reason,
+                        &invalid.message,
+                        "Validate",
+                    )
+                    .await;
+                writer.status(&status).await?;
+            }
+            return Ok(Action::await_change());
+        }
+    };
+
+    // Fetch from the caches; wait while our own writes are not visible yet.
+    let obs = fetch(zdr, ctx, Some(&valid));
+    let visible = |pod: &str| {
+        obs.owned
+            .iter()
+            .any(|p| p.name_any() == pod && p.metadata.deletion_timestamp.is_none())
+    };
+    if !ctx.expectations.satisfied(&key, visible) {
+        return Ok(Action::requeue(Duration::from_secs(2)));
+    }
+
+    // Revisions: the update revision is recorded (renumbered on rollback).
+    let update_hash = revisions::template_hash(&zdr.spec.template);
+    let revs: Vec<&ControllerRevision> = obs.revisions.iter().map(AsRef::as_ref).collect();
+    writer
+        .ensure_revision(&revs, &update_hash, &zdr.spec.template)
+        .await?;
+
+    // Adopt matching orphans.
+    for orphan in &obs.orphans {
+        writer.adopt(orphan).await?;
+    }
+
+    // Decide the target: the update revision, or the stable one after an abort.
+    let stable = prev.stable_revision.clone();
+    let mut aborted: Option<(String, String)> = match (&prev.aborted_revision, &stable) {
+        (Some(rev), Some(st)) if *rev == update_hash && *st != update_hash => Some((
+            rev.clone(),
+            abort_reason(&prev).unwrap_or_else(|| "Aborted".into()),
+        )),
+        _ => None,
+    };
+    let mut templates: BTreeMap<String, PodTemplateSpec> = revs
+        .iter()
+        .filter_map(|r| {
+            Some((
+                r.labels().get(REVISION_LABEL)?.clone(),
+                revisions::template_of(r)?,
+            ))
+        })
+        .collect();
+    templates.insert(update_hash.clone(), zdr.spec.template.clone());
+
+    let views: Vec<_> = obs.owned.iter().map(|p| pods::pod_view(p)).collect();
+    let deadline = Duration::from_secs(zdr.spec.progress_deadline_seconds.max(1) as u64);
+    let progress = Progress {
+        revision: prev.update_revision.clone(),
+        counts: planner::Counts {
+            replicas: prev.replicas,
+            updated: prev.updated_replicas,
+            ready: prev.ready_replicas,
+            available: prev.available_replicas,
+            updated_available: prev.updated_replicas.min(prev.available_replicas),
+            total: 0,
+        },
+        last_progress: prev.last_progress_time.as_ref().map(|t| t.0),
+    };
+    let params = |target: &str| Params {
+        replicas: zdr.spec.replicas,
+        max_surge: valid.max_surge,
+        max_unavailable: valid.max_unavailable,
+        min_ready: Duration::from_secs(zdr.spec.min_ready_seconds.max(0) as u64),
+        target_revision: target.to_string(),
+        stable_revision: stable.clone(),
+        paused: zdr.spec.paused,
+    };
+    let mut prm = params(
+        aborted
+            .as_ref()
+            .and(stable.as_deref())
+            .unwrap_or(&update_hash),
+    );
+    let mut plan = planner::plan(&prm, &views, now);
+    let mut summary = planner::summarize(
+        &prm,
+        &plan,
+        &progress,
+        deadline,
+        aborted.as_ref().map(|(_, r)| r.as_str()),
+        now,
+    );
+
+    // A progress deadline aborts when asked to, if there is a stable revision to go back to.
+    let abortable = stable.as_deref().filter(|st| *st != update_hash);
+    if let (true, Some(st)) = (
+        summary.deadline_exceeded && zdr.spec.progress_deadline_abort && aborted.is_none(),
+        abortable,
+    ) {
+        {
+            aborted = Some((update_hash.clone(), "ProgressDeadlineExceeded".into()));
+            prm = params(st);
+            plan = planner::plan(&prm, &views, now);
+            summary = planner::summarize(
+                &prm,
+                &plan,
+                &progress,
+                deadline,
+                Some("ProgressDeadlineExceeded"),
+                now,
+            );
+            writer
+                .event(
+                    EventType::Warning,
+                    "RolloutAborted",
+                    &format!(
+                        "no progress for {}s: rolling back to {st}",
+                        deadline.as_secs()
+                    ),
+                    "Abort",
+                )
+                .await;
+        }
+    }
+
+    // Apply: serving gates for new pods, creations, removals and the retiring pods' drain.
+    let mut wake: Vec<Duration> = plan.requeue_after.into_iter().collect();
+    wake.extend(summary.deadline_in);
+    for pod in &obs.owned {
+        if pods::has_gate(pod)
+            && pods::serving(pod).is_none()
+            && pod.metadata.deletion_timestamp.is_none()
+        {
+            writer.set_serving(pod, true, now).await?;
+        }
+    }
+    let mut removing: BTreeSet<String> = BTreeSet::new();
+    for action in &plan.actions {
+        match action {
+            planner::Action::Create { revision, count } => {
+                let Some(template) = templates.get(revision) else {
+                    return Err(Error::MissingField(
+                        revisions::revision_name(&name, revision),
+                        "data.template",
+                    ));
+                };
+                for _ in 0..*count {
+                    writer.create_pod(&key, template, revision).await?;
+                }
+            }
+            planner::Action::Remove { pod, .. } => {
+                removing.insert(pod.clone());
+            }
+        }
+    }
+    for pod in &obs.owned {
+        let retiring = pods::serving(pod) == Some(false);
+        if pod.metadata.deletion_timestamp.is_some()
+            || !(retiring || removing.contains(&pod.name_any()))
+        {
+            continue;
+        }
+        let pod_name = pod.name_any();
+        let step = pods::retire_step(
+            pod,
+            pods::listed(&pod_name, &obs.slices),
+            pods::listed_ready(&pod_name, &obs.slices),
+            ctx.settings.endpoint_propagation,
+            now,
+        );
+        match step {
+            RetireStep::Delete => writer.delete_pod(&key, pod).await?,
+            RetireStep::TakeOutOfTraffic => writer.set_serving(pod, false, now).await?,
+            RetireStep::MarkDrained => {
+                writer.mark_drained(pod, now).await?;
+                wake.push(ctx.settings.endpoint_propagation);
+            }
+            RetireStep::Wait(Some(d)) => wake.push(d),
+            RetireStep::Wait(None) => {}
+        }
+    }
+
+    // Stable revision: the update revision once it completed (not after an abort).
+    let stable_after = if plan.complete && aborted.is_none() {
+        Some(update_hash.clone())
+    } else {
+        stable.clone()
+    };
+
+    // Prune revisions beyond the history limit, never one in use.
+    let mut keep: BTreeSet<String> = views.iter().filter_map(|v| v.revision.clone()).collect();
+    keep.insert(update_hash.clone());
+    keep.extend(stable_after.clone());
+    for old in revisions::to_prune(
+        &revs,
+        zdr.spec.revision_history_limit.max(0) as usize,
+        &keep,
+    ) {
+        writer.delete_revision(&old).await?;
+    }
+
+    // Status.
+    let status = status::build(
+        &prev,
+        Outcome {
+            counts: plan.counts,
+            summary: &summary,
+            complete: plan.complete,
+            replicas: zdr.spec.replicas,
+            min_available: prm.min_available(),
+            update_revision: &update_hash,
+            stable_revision: stable_after,
+            aborted,
+            paused: zdr.spec.paused,
+            selector: valid.selector.to_string(),
+            extra: valid
+                .notices
+                .iter()
+                .map(|n| status::Cond::new(n.type_, "False", n.reason, n.message.clone()))
+                .collect(),
+        },
+        generation,
+        now,
+    );
+    if zdr.status.as_ref() != Some(&status) {
+        announce(&writer, &prev, &status).await;
+        writer.status(&status).await?;
+    }
+
+    Ok(match wake.into_iter().min() {
+        Some(d) => Action::requeue(d.max(Duration::from_millis(100))),
+        None => Action::await_change(),
+    })
+}
+
+fn abort_reason(prev: &ZeroDowntimeRolloutStatus) -> Option<String> {
+    prev.conditions
+        .iter()
+        .find(|c| c.type_ == crate::crd::condition::ABORTED && c.status == "True")
+        .map(|c| c.reason.clone())
+}
+
+/// Events for phase transitions people care about.
+async fn announce(
+    writer: &Writer<'_>,
+    prev: &ZeroDowntimeRolloutStatus,
+    next: &ZeroDowntimeRolloutStatus,
+) {
+    use crate::crd::Phase;
+    if prev.phase == next.phase {
+        return;
+    }
+    let msg = next.message.clone().unwrap_or_default();
+    match next.phase {
+        Some(Phase::Healthy) => {
+            writer
+                .event(EventType::Normal, "RolloutCompleted", &msg, "Rollout")
+                .await
+        }
+        Some(Phase::Degraded) => {
+            writer
+                .event(
+                    EventType::Warning,
+                    "ProgressDeadlineExceeded",
+                    &msg,
+                    "Rollout",
+                )
+                .await
+        }
+        Some(Phase::Paused) => {
+            writer
+                .event(EventType::Normal, "RolloutPaused", &msg, "Rollout")
+                .await
+        }
+        _ => {}
+    }
+}
+
+/// An event about the rollout itself.
+pub(super) fn event(type_: EventType, reason: &str, note: &str, action: &str) -> Event {
+    Event {
+        type_,
+        reason: reason.into(),
+        note: Some(note.chars().take(1000).collect()),
+        action: action.into(),
+        secondary: None,
+    }
+}

@@ -1,0 +1,214 @@
+//! Building the status the controller applies: counts, phase, message and conditions, keeping
+//! each condition's lastTransitionTime while its status does not change. Pure.
+
+use jiff::Timestamp;
+use k8s_openapi::apimachinery::pkg::apis::meta::v1::{Condition, Time};
+
+use crate::crd::{Phase, ZeroDowntimeRolloutStatus, condition};
+use crate::planner::{Counts, Summary};
+
+/// A condition to set, before transition-time bookkeeping.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct Cond {
+    /// Condition type.
+    pub type_: &'static str,
+    /// True / False / Unknown.
+    pub status: &'static str,
+    /// CamelCase reason.
+    pub reason: String,
+    /// For people.
+    pub message: String,
+}
+
+impl Cond {
+    /// A condition.
+    pub fn new(
+        type_: &'static str,
+        status: &'static str,
+        reason: impl Into<String>,
+        message: impl Into<String>,
+    ) -> Self {
+        Self {
+            type_,
+            status,
+            reason: reason.into(),
+            message: message.into(),
+        }
+    }
+}
+
+/// Turns `conds` into API conditions, keeping the previous lastTransitionTime of any condition
+/// whose status did not change.
+pub fn conditions(
+    conds: Vec<Cond>,
+    prev: &[Condition],
+    generation: Option<i64>,
+    now: Timestamp,
+) -> Vec<Condition> {
+    conds
+        .into_iter()
+        .map(|c| {
+            let since = prev
+                .iter()
+                .find(|p| p.type_ == c.type_ && p.status == c.status)
+                .map(|p| p.last_transition_time.clone())
+                .unwrap_or(Time(now));
+            Condition {
+                type_: c.type_.to_string(),
+                status: c.status.to_string(),
+                reason: c.reason,
+                message: c.message,
+                last_transition_time: since,
+                observed_generation: generation,
+            }
+        })
+        .collect()
+}
+
+/// What one reconcile decided, for the status.
+pub struct Outcome<'a> {
+    /// Pod counts.
+    pub counts: Counts,
+    /// Phase, message and progress clock.
+    pub summary: &'a Summary,
+    /// Whether the update is complete.
+    pub complete: bool,
+    /// Desired replicas and the availability floor.
+    pub replicas: i32,
+    /// `replicas - maxUnavailable`.
+    pub min_available: i32,
+    /// Update revision hash.
+    pub update_revision: &'a str,
+    /// Stable revision after this reconcile.
+    pub stable_revision: Option<String>,
+    /// Revision whose update is aborted, with the reason.
+    pub aborted: Option<(String, String)>,
+    /// Whether spec.paused is set.
+    pub paused: bool,
+    /// Label selector as a string.
+    pub selector: String,
+    /// Extra conditions (notices about partly honoured fields).
+    pub extra: Vec<Cond>,
+}
+
+/// The full status for `outcome`.
+pub fn build(
+    prev: &ZeroDowntimeRolloutStatus,
+    o: Outcome<'_>,
+    generation: Option<i64>,
+    now: Timestamp,
+) -> ZeroDowntimeRolloutStatus {
+    let s = o.summary;
+    let mut conds = vec![if o.counts.available >= o.min_available {
+        Cond::new(
+            condition::AVAILABLE,
+            "True",
+            "MinimumReplicasAvailable",
+            format!("{} of {} pods available", o.counts.available, o.replicas),
+        )
+    } else {
+        Cond::new(
+            condition::AVAILABLE,
+            "False",
+            "MinimumReplicasUnavailable",
+            format!(
+                "{} of {} pods available, fewer than the {} required",
+                o.counts.available, o.replicas, o.min_available
+            ),
+        )
+    }];
+    conds.push(match (&o.aborted, s.phase) {
+        (Some((rev, reason)), _) => Cond::new(
+            condition::PROGRESSING,
+            "False",
+            "RolloutAborted",
+            format!("update to {rev} aborted ({reason}); back to the stable revision"),
+        ),
+        (None, Phase::Healthy) => Cond::new(
+            condition::PROGRESSING,
+            "True",
+            "NewRevisionAvailable",
+            format!("revision {} is available", o.update_revision),
+        ),
+        (None, Phase::Degraded) => Cond::new(
+            condition::PROGRESSING,
+            "False",
+            "ProgressDeadlineExceeded",
+            s.message.clone(),
+        ),
+        (None, Phase::Paused) => Cond::new(
+            condition::PROGRESSING,
+            "Unknown",
+            "RolloutPaused",
+            "spec.paused is set",
+        ),
+        (None, _) => Cond::new(
+            condition::PROGRESSING,
+            "True",
+            "RevisionProgressing",
+            s.message.clone(),
+        ),
+    });
+    conds.push(if o.paused {
+        Cond::new(
+            condition::PAUSED,
+            "True",
+            "SpecPaused",
+            "spec.paused is true",
+        )
+    } else {
+        Cond::new(
+            condition::PAUSED,
+            "False",
+            "Resumed",
+            "spec.paused is false",
+        )
+    });
+    if let Some((rev, reason)) = &o.aborted {
+        conds.push(Cond::new(
+            condition::ABORTED,
+            "True",
+            reason.clone(),
+            format!("the update to revision {rev} was aborted; apply a new template to try again"),
+        ));
+    }
+    conds.extend(o.extra);
+
+    let prev_conditions = prev.conditions.clone();
+    ZeroDowntimeRolloutStatus {
+        observed_generation: generation,
+        phase: Some(s.phase),
+        message: Some(s.message.clone()),
+        replicas: o.counts.replicas,
+        updated_replicas: o.counts.updated,
+        ready_replicas: o.counts.ready,
+        available_replicas: o.counts.available,
+        stable_revision: o.stable_revision,
+        update_revision: Some(o.update_revision.to_string()),
+        current_step_index: None,
+        canary_weight: None,
+        selector: Some(o.selector),
+        last_progress_time: Some(Time(s.last_progress)),
+        aborted_revision: o.aborted.map(|(rev, _)| rev),
+        conditions: conditions(conds, &prev_conditions, generation, now),
+    }
+}
+
+/// Status of a spec the controller cannot act on: phase Degraded and an InvalidSpec condition;
+/// counts and revisions are kept from the previous status.
+pub fn invalid(
+    prev: &ZeroDowntimeRolloutStatus,
+    reason: &str,
+    message: &str,
+    generation: Option<i64>,
+    now: Timestamp,
+) -> ZeroDowntimeRolloutStatus {
+    let conds = vec![Cond::new(condition::INVALID_SPEC, "True", reason, message)];
+    ZeroDowntimeRolloutStatus {
+        observed_generation: generation,
+        phase: Some(Phase::Degraded),
+        message: Some(format!("invalid spec: {message}")),
+        conditions: conditions(conds, &prev.conditions, generation, now),
+        ..prev.clone()
+    }
+}
