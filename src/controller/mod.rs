@@ -21,3 +21,6 @@ pub mod validate;
 
 pub use context::{Context, FIELD_MANAGER, Settings};
 pub use error::Error;
+
+#[cfg(test)]
+mod tests;

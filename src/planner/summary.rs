@@ -86,6 +86,8 @@ pub fn summarize(
                 deadline.as_secs()
             ),
         )
+    } else if c.replicas == c.updated {
+        (Phase::Progressing, format!("scaling: {counts}"))
     } else {
         let per_wave = (params.max_surge + params.max_unavailable).max(1);
         let waves = ((params.replicas + per_wave - 1) / per_wave).max(1);

@@ -1,0 +1,516 @@
+//! Reconcile against a mocked API server (tower-test, the kube-rs "ApiServerVerifier" pattern):
+//! the exact requests, bodies and field manager of each scenario are asserted, in order.
+
+use std::sync::Arc;
+use std::time::Duration;
+
+use http::{Method, Request, Response};
+use jiff::Timestamp;
+use k8s_openapi::api::apps::v1::ControllerRevision;
+use k8s_openapi::api::core::v1::Pod;
+use k8s_openapi::api::discovery::v1::EndpointSlice;
+use kube::Client;
+use kube::client::Body;
+use kube::runtime::controller::Action;
+use kube::runtime::reflector::{self, store::Writer};
+use kube::runtime::watcher;
+use prometheus_client::registry::Registry;
+use serde_json::{Value, json};
+use tower_test::mock::{self, Handle};
+
+use super::clock::FixedClock;
+use super::context::{Context, Settings};
+use super::metrics::Metrics;
+use super::reconcile::reconcile;
+use super::revisions::template_hash;
+use crate::crd::ZeroDowntimeRollout;
+
+const NOW: &str = "2026-06-01T12:00:00Z";
+
+struct Verifier(Handle<Request<Body>, Response<Body>>);
+
+impl Verifier {
+    /// Expects the next request to be `method` on `path` (query included), answers `reply`
+    /// and returns the request body as JSON (Null when empty).
+    async fn expect(&mut self, method: Method, path: &str, reply: Value) -> Value {
+        let (req, send) = tokio::time::timeout(Duration::from_secs(5), self.0.next_request())
+            .await
+            .unwrap_or_else(|_| panic!("timed out waiting for {method} {path}"))
+            .expect("service not called");
+        assert_eq!(req.method(), method, "for {}", req.uri());
+        assert_eq!(req.uri().to_string(), path);
+        let ctype = req
+            .headers()
+            .get("content-type")
+            .map(|v| v.to_str().unwrap().to_string());
+        let bytes = req.into_body().collect_bytes().await.unwrap();
+        let body = if bytes.is_empty() {
+            Value::Null
+        } else {
+            serde_json::from_slice(&bytes).unwrap()
+        };
+        if let Some(ct) = ctype {
+            // Keep the content type next to the body for assertions on the patch kind.
+            send.send_response(Response::new(Body::from(
+                serde_json::to_vec(&reply).unwrap(),
+            )));
+            return json!({"contentType": ct, "body": body});
+        }
+        send.send_response(Response::new(Body::from(
+            serde_json::to_vec(&reply).unwrap(),
+        )));
+        json!({"contentType": null, "body": body})
+    }
+
+    /// Asserts that no further request arrives.
+    async fn expect_nothing(&mut self) {
+        let next = tokio::time::timeout(Duration::from_millis(200), self.0.next_request()).await;
+        if let Ok(Some((req, _))) = next {
+            panic!("unexpected request {} {}", req.method(), req.uri());
+        }
+    }
+}
+
+struct Harness {
+    ctx: Arc<Context>,
+    pods: Writer<Pod>,
+    revisions: Writer<ControllerRevision>,
+    slices: Writer<EndpointSlice>,
+    api: Verifier,
+}
+
+fn harness(now: &str) -> Harness {
+    let (svc, handle) = mock::pair::<Request<Body>, Response<Body>>();
+    let client = Client::new(svc, "default");
+    let (pod_reader, pods) = reflector::store::<Pod>();
+    let (rev_reader, revisions) = reflector::store::<ControllerRevision>();
+    let (slice_reader, slices) = reflector::store::<EndpointSlice>();
+    let ctx = Arc::new(Context::new(
+        client,
+        pod_reader,
+        rev_reader,
+        slice_reader,
+        Arc::new(FixedClock(now.parse().unwrap())),
+        Metrics::register(&mut Registry::default()),
+        Settings {
+            endpoint_propagation: Duration::from_secs(5),
+        },
+    ));
+    Harness {
+        ctx,
+        pods,
+        revisions,
+        slices,
+        api: Verifier(handle),
+    }
+}
+
+fn rollout(spec_patch: Value, status: Value) -> ZeroDowntimeRollout {
+    let mut spec = json!({
+        "replicas": 3,
+        "selector": {"matchLabels": {"app": "web"}},
+        "template": {"metadata": {"labels": {"app": "web"}},
+                     "spec": {"containers": [{"name": "app", "image": "web:2"}]}},
+    });
+    if let (Some(s), Some(p)) = (spec.as_object_mut(), spec_patch.as_object()) {
+        for (k, v) in p {
+            s.insert(k.clone(), v.clone());
+        }
+    }
+    serde_json::from_value(json!({
+        "apiVersion": "zdr.dev/v1alpha1", "kind": "ZeroDowntimeRollout",
+        "metadata": {"name": "web", "namespace": "ns", "uid": "zdr-uid", "generation": 2},
+        "spec": spec,
+        "status": status,
+    }))
+    .unwrap()
+}
+
+fn owned_pod(name: &str, rev: &str, ready: bool, serving: Option<&str>, extra: Value) -> Pod {
+    let mut conditions = vec![
+        json!({"type": "Ready", "status": if ready {"True"} else {"False"},
+                                     "lastTransitionTime": "2026-06-01T11:00:00Z"}),
+    ];
+    if let Some(s) = serving {
+        conditions.push(json!({"type": "zdr.dev/serving", "status": s}));
+    }
+    let mut pod = json!({
+        "metadata": {"name": name, "namespace": "ns", "uid": format!("uid-{name}"),
+                     "labels": {"app": "web", "zdr.dev/revision": rev},
+                     "creationTimestamp": "2026-06-01T10:00:00Z",
+                     "ownerReferences": [{"apiVersion": "zdr.dev/v1alpha1", "kind": "ZeroDowntimeRollout",
+                                          "name": "web", "uid": "zdr-uid", "controller": true}]},
+        "spec": {"containers": [{"name": "app"}], "nodeName": "node-1",
+                 "readinessGates": [{"conditionType": "zdr.dev/serving"}]},
+        "status": {"phase": "Running", "conditions": conditions},
+    });
+    if let Some(m) = extra.as_object() {
+        for (k, v) in m {
+            pod["metadata"][k] = v.clone();
+        }
+    }
+    serde_json::from_value(pod).unwrap()
+}
+
+fn revision(hash: &str, number: i64, template: &Value) -> ControllerRevision {
+    serde_json::from_value(json!({
+        "metadata": {"name": format!("web-{hash}"), "namespace": "ns", "labels": {"zdr.dev/revision": hash},
+                     "ownerReferences": [{"apiVersion": "zdr.dev/v1alpha1", "kind": "ZeroDowntimeRollout",
+                                          "name": "web", "uid": "zdr-uid", "controller": true}]},
+        "data": {"template": template},
+        "revision": number,
+    }))
+    .unwrap()
+}
+
+fn slice(pod: &str, ready: bool) -> EndpointSlice {
+    serde_json::from_value(json!({
+        "metadata": {"name": "web-svc-abc", "namespace": "ns"},
+        "addressType": "IPv4",
+        "endpoints": [{"addresses": ["10.0.0.9"], "targetRef": {"kind": "Pod", "name": pod},
+                       "conditions": {"ready": ready}}],
+    }))
+    .unwrap()
+}
+
+fn add<K: kube::Resource + Clone>(w: &mut Writer<K>, obj: K)
+where
+    K::DynamicType: Clone + Eq + std::hash::Hash + Default,
+{
+    w.apply_watcher_event(&watcher::Event::Apply(obj));
+}
+
+fn pod_reply(name: &str) -> Value {
+    json!({"apiVersion": "v1", "kind": "Pod", "metadata": {"name": name, "namespace": "ns"}})
+}
+
+fn event_reply() -> Value {
+    json!({"apiVersion": "events.k8s.io/v1", "kind": "Event", "metadata": {"name": "e", "namespace": "ns"},
+           "eventTime": "2026-06-01T12:00:00.000000Z"})
+}
+
+fn status_reply() -> Value {
+    serde_json::to_value(rollout(json!({}), json!(null))).unwrap()
+}
+
+const STATUS_PATH: &str = "/apis/zdr.dev/v1alpha1/namespaces/ns/zerodowntimerollouts/web/status?&force=true&fieldManager=zdr-controller";
+
+fn hash_of(z: &ZeroDowntimeRollout) -> String {
+    template_hash(&z.spec.template)
+}
+
+#[tokio::test]
+async fn a_new_rollout_records_its_revision_creates_pods_and_reports_status() {
+    let mut h = harness(NOW);
+    let zdr = rollout(json!({}), json!(null));
+    let hash = hash_of(&zdr);
+    let ctx = h.ctx.clone();
+    let z = Arc::new(zdr.clone());
+    let task = tokio::spawn(reconcile(z, ctx));
+
+    let rev = h
+        .api
+        .expect(
+            Method::PATCH,
+            &format!("/apis/apps/v1/namespaces/ns/controllerrevisions/web-{hash}?&force=true&fieldManager=zdr-controller"),
+            json!({"metadata": {"name": format!("web-{hash}")}, "revision": 1}),
+        )
+        .await;
+    assert_eq!(rev["contentType"], "application/apply-patch+yaml");
+    assert_eq!(rev["body"]["revision"], 1);
+    assert_eq!(
+        rev["body"]["metadata"]["ownerReferences"][0]["uid"],
+        "zdr-uid"
+    );
+    assert_eq!(
+        rev["body"]["metadata"]["ownerReferences"][0]["controller"],
+        true
+    );
+    assert_eq!(
+        rev["body"]["data"]["template"]["spec"]["containers"][0]["image"],
+        "web:2"
+    );
+
+    // 3 replicas, maxSurge 25% -> 1: from zero pods all 3 fit under the ceiling of 4.
+    for _ in 0..3 {
+        let pod = h
+            .api
+            .expect(
+                Method::POST,
+                "/api/v1/namespaces/ns/pods?&fieldManager=zdr-controller",
+                pod_reply("p"),
+            )
+            .await["body"]
+            .clone();
+        assert_eq!(pod["metadata"]["labels"]["zdr.dev/revision"], hash);
+        assert_eq!(pod["metadata"]["labels"]["app"], "web");
+        assert_eq!(
+            pod["metadata"]["ownerReferences"][0]["kind"],
+            "ZeroDowntimeRollout"
+        );
+        assert_eq!(
+            pod["spec"]["readinessGates"][0]["conditionType"],
+            "zdr.dev/serving"
+        );
+        assert!(
+            pod["metadata"]["name"]
+                .as_str()
+                .unwrap()
+                .starts_with(&format!("web-{hash}-"))
+        );
+    }
+    let status = h
+        .api
+        .expect(Method::PATCH, STATUS_PATH, status_reply())
+        .await;
+    assert_eq!(status["contentType"], "application/apply-patch+yaml");
+    let s = &status["body"]["status"];
+    assert_eq!(s["phase"], "Progressing");
+    assert_eq!(s["updateRevision"], hash);
+    assert_eq!(s["observedGeneration"], 2);
+    assert_eq!(s["selector"], "app=web");
+    assert_eq!(s["message"], "scaling: 0/3 updated, 0 available");
+    assert!(s.get("stableRevision").is_none());
+    let action = task.await.unwrap().unwrap();
+    assert_eq!(
+        action,
+        Action::requeue(Duration::from_secs(600)),
+        "the progress deadline"
+    );
+
+    // The cache has not shown the new pods yet: a second reconcile must not create again.
+    let task = tokio::spawn(reconcile(Arc::new(zdr), h.ctx.clone()));
+    h.api.expect_nothing().await;
+    assert_eq!(
+        task.await.unwrap().unwrap(),
+        Action::requeue(Duration::from_secs(2))
+    );
+    let _ = (&mut h.pods, &mut h.revisions, &mut h.slices);
+}
+
+/// Old revision `web:1`, update `web:2`; 2 replicas, maxSurge 1, maxUnavailable 0.
+fn mid_rollout(h: &mut Harness) -> (ZeroDowntimeRollout, String, String) {
+    let old_template = json!({"metadata": {"labels": {"app": "web"}},
+                              "spec": {"containers": [{"name": "app", "image": "web:1"}]}});
+    let old_hash = template_hash(&serde_json::from_value(old_template.clone()).unwrap());
+    let zdr = rollout(
+        json!({"replicas": 2, "strategy": {"rolling": {"maxSurge": 1, "maxUnavailable": 0}}}),
+        json!({"stableRevision": old_hash, "updateRevision": null, "replicas": 2,
+               "updatedReplicas": 0, "availableReplicas": 2, "readyReplicas": 2}),
+    );
+    let new_hash = hash_of(&zdr);
+    let new_template = serde_json::to_value(&zdr.spec.template).unwrap();
+    add(&mut h.revisions, revision(&old_hash, 1, &old_template));
+    add(&mut h.revisions, revision(&new_hash, 2, &new_template));
+    (zdr, old_hash, new_hash)
+}
+
+#[tokio::test]
+async fn a_surplus_old_pod_is_taken_out_of_traffic_before_anything_else() {
+    let mut h = harness(NOW);
+    let (zdr, old, new) = mid_rollout(&mut h);
+    add(
+        &mut h.pods,
+        owned_pod("old-a", &old, true, Some("True"), json!({})),
+    );
+    add(
+        &mut h.pods,
+        owned_pod(
+            "old-b",
+            &old,
+            true,
+            Some("True"),
+            json!({"creationTimestamp": "2026-06-01T10:30:00Z"}),
+        ),
+    );
+    add(
+        &mut h.pods,
+        owned_pod("new-a", &new, true, Some("True"), json!({})),
+    );
+    add(&mut h.slices, slice("old-b", true));
+    let task = tokio::spawn(reconcile(Arc::new(zdr), h.ctx.clone()));
+
+    // 3 available, floor 2: one old pod may go, the newest one (old-b); it is in a Service,
+    // so it is first taken out of traffic through its readiness gate, not deleted.
+    let gate = h
+        .api
+        .expect(
+            Method::PATCH,
+            "/api/v1/namespaces/ns/pods/old-b/status?&fieldManager=zdr-controller",
+            pod_reply("old-b"),
+        )
+        .await;
+    assert_eq!(
+        gate["contentType"],
+        "application/strategic-merge-patch+json"
+    );
+    let c = &gate["body"]["status"]["conditions"][0];
+    assert_eq!(
+        (c["type"].as_str(), c["status"].as_str()),
+        (Some("zdr.dev/serving"), Some("False"))
+    );
+    let status = h
+        .api
+        .expect(Method::PATCH, STATUS_PATH, status_reply())
+        .await;
+    let s = &status["body"]["status"];
+    assert_eq!(
+        (
+            s["replicas"].as_i64(),
+            s["updatedReplicas"].as_i64(),
+            s["availableReplicas"].as_i64()
+        ),
+        (Some(3), Some(1), Some(3))
+    );
+    assert_eq!(s["stableRevision"], old.as_str());
+    task.await.unwrap().unwrap();
+}
+
+#[tokio::test]
+async fn a_drained_pod_is_deleted_after_the_propagation_delay_with_a_uid_precondition() {
+    let mut h = harness(NOW);
+    let (zdr, old, new) = mid_rollout(&mut h);
+    add(
+        &mut h.pods,
+        owned_pod("old-a", &old, true, Some("True"), json!({})),
+    );
+    add(
+        &mut h.pods,
+        owned_pod("new-a", &new, true, Some("True"), json!({})),
+    );
+    // Retiring: gate False, Ready False, no slice lists it ready, drained 10 s ago (> 5 s).
+    add(
+        &mut h.pods,
+        owned_pod(
+            "old-b",
+            &old,
+            false,
+            Some("False"),
+            json!({"annotations": {"zdr.dev/drained-at": "2026-06-01T11:59:50Z"}}),
+        ),
+    );
+    add(&mut h.slices, slice("old-b", false));
+    let task = tokio::spawn(reconcile(Arc::new(zdr), h.ctx.clone()));
+    let del = h
+        .api
+        .expect(
+            Method::DELETE,
+            "/api/v1/namespaces/ns/pods/old-b?",
+            pod_reply("old-b"),
+        )
+        .await;
+    assert_eq!(del["body"]["preconditions"]["uid"], "uid-old-b");
+    h.api
+        .expect(Method::PATCH, STATUS_PATH, status_reply())
+        .await;
+    task.await.unwrap().unwrap();
+}
+
+#[tokio::test]
+async fn a_retiring_pod_still_listed_ready_waits_for_the_endpoints() {
+    let mut h = harness(NOW);
+    let (zdr, old, new) = mid_rollout(&mut h);
+    add(
+        &mut h.pods,
+        owned_pod("old-a", &old, true, Some("True"), json!({})),
+    );
+    add(
+        &mut h.pods,
+        owned_pod("new-a", &new, true, Some("True"), json!({})),
+    );
+    add(
+        &mut h.pods,
+        owned_pod("old-b", &old, false, Some("False"), json!({})),
+    );
+    add(&mut h.slices, slice("old-b", true));
+    let task = tokio::spawn(reconcile(Arc::new(zdr), h.ctx.clone()));
+    // No delete, no drained mark: only the status.
+    h.api
+        .expect(Method::PATCH, STATUS_PATH, status_reply())
+        .await;
+    h.api.expect_nothing().await;
+    task.await.unwrap().unwrap();
+}
+
+#[tokio::test]
+async fn an_unsupported_spec_is_reported_and_nothing_is_touched() {
+    let mut h = harness(NOW);
+    let zdr = rollout(
+        json!({"strategy": {"canary": {"stableService": "s", "canaryService": "c", "steps": [{"setWeight": 5}]}}}),
+        json!(null),
+    );
+    let task = tokio::spawn(reconcile(Arc::new(zdr), h.ctx.clone()));
+    let ev = h
+        .api
+        .expect(
+            Method::POST,
+            "/apis/events.k8s.io/v1/namespaces/ns/events?",
+            event_reply(),
+        )
+        .await;
+    assert_eq!(ev["body"]["reason"], "CanaryNotSupported");
+    assert_eq!(ev["body"]["type"], "Warning");
+    let status = h
+        .api
+        .expect(Method::PATCH, STATUS_PATH, status_reply())
+        .await;
+    let s = &status["body"]["status"];
+    assert_eq!(s["phase"], "Degraded");
+    assert_eq!(s["conditions"][0]["type"], "InvalidSpec");
+    assert_eq!(s["conditions"][0]["reason"], "CanaryNotSupported");
+    assert_eq!(task.await.unwrap().unwrap(), Action::await_change());
+}
+
+#[tokio::test]
+async fn no_progress_past_the_deadline_marks_the_rollout_degraded() {
+    let mut h = harness(NOW);
+    let (mut zdr, old, new) = mid_rollout(&mut h);
+    zdr.spec.progress_deadline_seconds = 60;
+    let st = zdr.status.as_mut().unwrap();
+    st.update_revision = Some(new.clone());
+    st.replicas = 3;
+    st.updated_replicas = 1;
+    st.available_replicas = 2;
+    st.ready_replicas = 2;
+    st.phase = Some(crate::crd::Phase::Progressing);
+    st.last_progress_time = Some(k8s_openapi::apimachinery::pkg::apis::meta::v1::Time(
+        "2026-06-01T11:58:00Z".parse::<Timestamp>().unwrap(),
+    ));
+    add(
+        &mut h.pods,
+        owned_pod("old-a", &old, true, Some("True"), json!({})),
+    );
+    add(
+        &mut h.pods,
+        owned_pod("old-b", &old, true, Some("True"), json!({})),
+    );
+    add(
+        &mut h.pods,
+        owned_pod("new-a", &new, false, Some("True"), json!({})),
+    );
+    let task = tokio::spawn(reconcile(Arc::new(zdr), h.ctx.clone()));
+    let ev = h
+        .api
+        .expect(
+            Method::POST,
+            "/apis/events.k8s.io/v1/namespaces/ns/events?",
+            event_reply(),
+        )
+        .await;
+    assert_eq!(ev["body"]["reason"], "ProgressDeadlineExceeded");
+    let status = h
+        .api
+        .expect(Method::PATCH, STATUS_PATH, status_reply())
+        .await;
+    let s = &status["body"]["status"];
+    assert_eq!(s["phase"], "Degraded");
+    let progressing = s["conditions"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .find(|c| c["type"] == "Progressing")
+        .unwrap();
+    assert_eq!(progressing["status"], "False");
+    assert_eq!(progressing["reason"], "ProgressDeadlineExceeded");
+    task.await.unwrap().unwrap();
+}
