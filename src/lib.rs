@@ -10,4 +10,5 @@ pub mod controller;
 pub mod crd;
 pub mod observe;
 pub mod planner;
+pub mod plugin;
 pub mod telemetry;

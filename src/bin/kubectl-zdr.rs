@@ -1,0 +1,73 @@
+//! `kubectl zdr`: the kubectl plugin for ZeroDowntimeRollouts. Logic lives in `zdr::plugin`.
+
+use clap::{Parser, Subcommand};
+use zdr::plugin::{cluster, plan};
+
+#[derive(Parser)]
+#[command(
+    name = "kubectl-zdr",
+    version,
+    about = "Inspect and drive ZeroDowntimeRollouts"
+)]
+struct Cli {
+    /// Namespace (default: the kubeconfig context's).
+    #[arg(short, long, global = true)]
+    namespace: Option<String>,
+    #[command(subcommand)]
+    command: Command,
+}
+
+#[derive(Subcommand)]
+enum Command {
+    /// Offline: the waves (or canary steps and weights) that applying FILE would go through.
+    Plan {
+        /// A manifest with one or more ZeroDowntimeRollouts.
+        file: String,
+        /// Plan a first install (no existing pods) instead of an update of running pods.
+        #[arg(long)]
+        fresh: bool,
+    },
+    /// Phase, progress, revisions and conditions of a rollout.
+    Status {
+        name: String,
+        /// Keep printing on every change.
+        #[arg(short, long)]
+        watch: bool,
+    },
+    /// Stop progress (sets spec.paused; scaling still works).
+    Pause { name: String },
+    /// Resume progress (clears spec.paused).
+    Resume { name: String },
+    /// The rollout's revisions and their images.
+    History { name: String },
+}
+
+#[tokio::main]
+async fn main() {
+    let cli = Cli::parse();
+    let result = match cli.command {
+        Command::Plan { file, fresh } => plan::plan_file(&file, fresh)
+            .map(|out| print!("{out}"))
+            .map_err(|e| e.to_string()),
+        cmd => in_cluster(cli.namespace, cmd).await,
+    };
+    if let Err(e) = result {
+        eprintln!("kubectl-zdr: {e}");
+        std::process::exit(1);
+    }
+}
+
+async fn in_cluster(namespace: Option<String>, cmd: Command) -> Result<(), String> {
+    let client = kube::Client::try_default()
+        .await
+        .map_err(|e| format!("no cluster configured: {e}"))?;
+    let ns = namespace.unwrap_or_else(|| client.default_namespace().to_string());
+    let r = match cmd {
+        Command::Status { name, watch } => cluster::status(client, &ns, &name, watch).await,
+        Command::Pause { name } => cluster::set_paused(client, &ns, &name, true).await,
+        Command::Resume { name } => cluster::set_paused(client, &ns, &name, false).await,
+        Command::History { name } => cluster::history(client, &ns, &name).await,
+        Command::Plan { .. } => unreachable!("handled offline"),
+    };
+    r.map_err(|e| e.to_string())
+}
