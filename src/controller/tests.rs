@@ -514,3 +514,57 @@ async fn no_progress_past_the_deadline_marks_the_rollout_degraded() {
     assert_eq!(progressing["reason"], "ProgressDeadlineExceeded");
     task.await.unwrap().unwrap();
 }
+
+#[tokio::test]
+async fn reapplying_the_previous_template_is_a_rollback_that_reuses_its_revision() {
+    let mut h = harness(NOW);
+    let (current, old, new) = mid_rollout(&mut h);
+    // The update to `new` completed; now the user re-applies the old template (web:1).
+    let mut zdr = current.clone();
+    zdr.spec.template.spec.as_mut().unwrap().containers[0].image = Some("web:1".into());
+    assert_eq!(hash_of(&zdr), old);
+    let st = zdr.status.as_mut().unwrap();
+    st.stable_revision = Some(new.clone());
+    st.update_revision = Some(new.clone());
+    add(
+        &mut h.pods,
+        owned_pod("new-a", &new, true, Some("True"), json!({})),
+    );
+    add(
+        &mut h.pods,
+        owned_pod("new-b", &new, true, Some("True"), json!({})),
+    );
+    let task = tokio::spawn(reconcile(Arc::new(zdr), h.ctx.clone()));
+    let rev = h
+        .api
+        .expect(
+            Method::PATCH,
+            &format!("/apis/apps/v1/namespaces/ns/controllerrevisions/web-{old}?&force=true&fieldManager=zdr-controller"),
+            json!({"metadata": {"name": format!("web-{old}")}, "revision": 3}),
+        )
+        .await;
+    assert_eq!(
+        rev["body"]["revision"], 3,
+        "the old revision becomes the newest"
+    );
+    let pod = h
+        .api
+        .expect(
+            Method::POST,
+            "/api/v1/namespaces/ns/pods?&fieldManager=zdr-controller",
+            pod_reply("p"),
+        )
+        .await;
+    assert_eq!(
+        pod["body"]["metadata"]["labels"]["zdr.dev/revision"],
+        old.as_str()
+    );
+    assert_eq!(pod["body"]["spec"]["containers"][0]["image"], "web:1");
+    let status = h
+        .api
+        .expect(Method::PATCH, STATUS_PATH, status_reply())
+        .await;
+    assert_eq!(status["body"]["status"]["updateRevision"], old.as_str());
+    assert_eq!(status["body"]["status"]["stableRevision"], new.as_str());
+    task.await.unwrap().unwrap();
+}
