@@ -1,6 +1,8 @@
 //! The `ZeroDowntimeRollout` API (`zdr.dev/v1alpha1`): spec, status and the CEL rules that reject
 //! at admission what can never work. `crds/` is generated from these types (`cargo run --bin crdgen`).
 
+// Several `printcolumn(type_ = …)` entries read as duplicated attributes to clippy.
+#[allow(clippy::duplicated_attributes)]
 mod spec;
 mod status;
 
