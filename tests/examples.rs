@@ -243,10 +243,11 @@ fn hotswap_example_runs_the_agent_sidecar() {
         .find(|c| c.name == hot.container)
         .expect("hotSwap.container names an app container");
     let app_cmd = app.command.clone().unwrap_or_default();
-    assert_eq!(
-        app_cmd.iter().take(3).cloned().collect::<Vec<_>>(),
-        ["/usr/local/bin/zdr-agent", "exec", "--"],
-        "the app starts through zdr-agent exec"
+    assert!(
+        app_cmd.first().is_some_and(|c| c.ends_with("/zdr-agent"))
+            && app_cmd.get(1).map(String::as_str) == Some("exec")
+            && app_cmd.iter().any(|a| a == "--"),
+        "the app starts through `zdr-agent exec … --`: {app_cmd:?}"
     );
     let sidecar = pod
         .init_containers
@@ -262,6 +263,22 @@ fn hotswap_example_runs_the_agent_sidecar() {
         sidecar.restart_policy.as_deref(),
         Some("Always"),
         "native sidecar"
+    );
+    // The sidecar holds the port the app serves on.
+    let args = sidecar.args.clone().unwrap_or_default();
+    let listen = args
+        .iter()
+        .position(|a| a == "--listen")
+        .and_then(|i| args.get(i + 1))
+        .expect("sidecar --listen NAME=ADDR");
+    let port: i32 = listen
+        .rsplit(':')
+        .next()
+        .and_then(|p| p.parse().ok())
+        .expect("a port in --listen");
+    assert!(
+        app.ports.iter().flatten().any(|p| p.container_port == port),
+        "the app declares the port the sidecar listens on ({port})"
     );
     // The control socket directory is shared by both.
     let mounts = |c: &k8s_openapi::api::core::v1::Container| -> Vec<String> {
