@@ -12,6 +12,8 @@ ARG RUST_VERSION=1.95
 
 FROM rust:${RUST_VERSION}-bookworm AS builder
 ARG TARGET=x86_64-unknown-linux-musl
+# musl-tools is only needed to compile; the bookworm base tag pins its version well enough.
+# hadolint ignore=DL3008
 RUN apt-get update \
  && apt-get install -y --no-install-recommends musl-tools \
  && rm -rf /var/lib/apt/lists/* \

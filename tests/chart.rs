@@ -470,6 +470,19 @@ fn leader_election_follows_replicas_and_can_be_forced() {
         assert_rules(lease_rules, &[LEASE_RULE], "leader-election Role");
         let deploy = one(&docs, "Deployment");
         assert_eq!(deploy["spec"]["strategy"]["type"], "RollingUpdate");
+        let replicas = deploy["spec"]["replicas"].as_i64().unwrap_or_default();
+        let pdbs = all_of(&docs, "PodDisruptionBudget");
+        if replicas > 1 {
+            assert_eq!(pdbs.len(), 1, "a PDB with {replicas} replicas");
+            assert_eq!(
+                pdbs[0]["spec"]["selector"]["matchLabels"],
+                deploy["spec"]["selector"]["matchLabels"],
+                "the PDB covers the controller's pods"
+            );
+            assert_eq!(pdbs[0]["spec"]["maxUnavailable"], 1);
+        } else {
+            assert!(pdbs.is_empty(), "no PDB for a single replica");
+        }
     }
     let Some(docs) = render(&["replicas=3", "watchNamespace=apps"]) else {
         return;
@@ -554,12 +567,32 @@ fn images_flags_and_scheduling_values_reach_the_pod() {
         return;
     };
     assert!(container_args(&docs).contains(&"--agent-image=registry.example/agent:v1".to_string()));
+}
 
-    match render_result(&["logFormat=xml"]) {
-        Render::Refused(err) => assert!(err.contains("logFormat"), "{err}"),
-        Render::Docs(_) => panic!("logFormat=xml must not render"),
-        Render::Skipped => {}
+#[test]
+fn invalid_values_are_refused() {
+    for (set, needle) in [
+        ("logFormat=xml", "logFormat"),
+        ("replicas=-1", "replicas"),
+        ("image.pullPolicy=Sometimes", "pullPolicy"),
+        ("metrics.port=70000", "port"),
+        ("leaderElection.enabled=maybe", "enabled"),
+    ] {
+        match render_result(&[set]) {
+            Render::Refused(err) => assert!(err.contains(needle), "{set}: {err}"),
+            Render::Docs(_) => panic!("{set} must not render"),
+            Render::Skipped => return,
+        }
     }
+}
+
+#[test]
+fn chart_app_version_is_the_crate_version() {
+    assert_eq!(
+        chart_app_version(),
+        env!("CARGO_PKG_VERSION"),
+        "charts/zdr/Chart.yaml appVersion must follow Cargo.toml's version (the image tag)"
+    );
 }
 
 #[test]
