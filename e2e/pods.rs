@@ -200,6 +200,120 @@ impl PodSet {
 #[cfg(test)]
 mod tests {
     use super::*;
+    use serde_json::json;
+
+    fn pod(name: &str, rev: &str, phase: &str, ready: bool, deleting: bool) -> Pod {
+        let mut meta = json!({"name": name, "labels": {zdr::crd::REVISION_LABEL: rev}});
+        if deleting {
+            meta["deletionTimestamp"] = json!("2026-01-01T00:00:00Z");
+        }
+        serde_json::from_value(json!({
+            "metadata": meta,
+            "status": {
+                "phase": phase,
+                "conditions": [{"type": "Ready", "status": if ready { "True" } else { "False" }}]
+            }
+        }))
+        .expect("a pod")
+    }
+
+    fn synced(pods: Vec<Pod>) -> PodSet {
+        let mut set = PodSet::default();
+        assert!(!set.apply(Event::Init));
+        for p in pods {
+            assert!(
+                !set.apply(Event::InitApply(p)),
+                "not complete before InitDone"
+            );
+        }
+        assert!(set.apply(Event::InitDone));
+        set
+    }
+
+    const B: Bounds = Bounds {
+        replicas: 3,
+        max_surge: 1,
+        max_unavailable: 0,
+    };
+
+    #[test]
+    fn a_surge_pod_is_fine_a_second_one_is_not() {
+        let mut set = synced(vec![
+            pod("a", "r1", "Running", true, false),
+            pod("b", "r1", "Running", true, false),
+            pod("c", "r1", "Running", true, false),
+        ]);
+        assert_eq!(
+            set.check(B),
+            Ok(Counts {
+                existing: 3,
+                available: 3,
+                terminating: 0
+            })
+        );
+        assert!(set.apply(Event::Apply(pod("d", "r2", "Pending", false, false))));
+        assert!(set.check(B).is_ok());
+        set.apply(Event::Apply(pod("e", "r2", "Pending", false, false)));
+        let err = set.check(B).expect_err("5 pods > 3 + 1");
+        assert!(err.contains("surge exceeded"), "{err}");
+        set.apply(Event::Delete(pod("e", "r2", "Pending", false, false)));
+        assert!(set.check(B).is_ok());
+    }
+
+    #[test]
+    fn a_pod_being_deleted_is_not_available_but_still_counts() {
+        let mut set = synced(vec![
+            pod("a", "r1", "Running", true, false),
+            pod("b", "r1", "Running", true, false),
+            pod("c", "r1", "Running", true, false),
+            pod("d", "r2", "Running", true, false),
+        ]);
+        assert!(set.check(B).is_ok());
+        // Deleting an old pod once the new one is ready keeps 3 available, 4 existing.
+        set.apply(Event::Apply(pod("a", "r1", "Running", true, true)));
+        assert_eq!(
+            set.check(B),
+            Ok(Counts {
+                existing: 4,
+                available: 3,
+                terminating: 1
+            })
+        );
+        // A surge pod created before the old one is gone exceeds the bound.
+        set.apply(Event::Apply(pod("e", "r2", "Pending", false, false)));
+        assert!(set.check(B).is_err());
+        // Deleting a second pod first would drop availability.
+        set.apply(Event::Delete(pod("e", "r2", "Pending", false, false)));
+        set.apply(Event::Apply(pod("b", "r1", "Running", true, true)));
+        let err = set.check(B).expect_err("2 available < 3");
+        assert!(err.contains("availability dropped"), "{err}");
+        assert_eq!(
+            set.serving_revisions()
+                .into_iter()
+                .map(|(n, _)| n)
+                .collect::<Vec<_>>(),
+            ["c", "d"]
+        );
+    }
+
+    #[test]
+    fn finished_pods_do_not_count_and_a_relist_replaces_the_set() {
+        let mut set = synced(vec![
+            pod("a", "r1", "Running", true, false),
+            pod("x", "r1", "Failed", false, false),
+        ]);
+        assert_eq!(set.counts().existing, 1);
+        // The watch restarts: the new list is the truth, "a" is gone.
+        assert!(!set.apply(Event::Init));
+        set.apply(Event::InitApply(pod("b", "r2", "Running", true, false)));
+        assert_eq!(set.names(), ["a", "x"], "old set kept until InitDone");
+        set.apply(Event::InitDone);
+        assert_eq!(set.names(), ["b"]);
+        assert_eq!(
+            set.serving_revisions(),
+            [("b".to_string(), Some("r2".to_string()))]
+        );
+    }
 
     #[test]
     fn percentages_round_like_a_deployment() {
