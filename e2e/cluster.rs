@@ -171,6 +171,15 @@ pub struct TestEnv {
 /// Connects, installs the CRD, creates the namespace and starts the controller; `None` (after
 /// printing SKIPPED) when there is no cluster.
 pub async fn setup(test: &str) -> Option<TestEnv> {
+    setup_with(test, true).await
+}
+
+/// As [`setup`], without a controller: for tests of the API server's side only.
+pub async fn setup_api_only(test: &str) -> Option<TestEnv> {
+    setup_with(test, false).await
+}
+
+async fn setup_with(test: &str, with_controller: bool) -> Option<TestEnv> {
     let kubeconfig = std::env::var("KUBECONFIG").unwrap_or_default();
     if kubeconfig.is_empty() {
         // Only an explicit KUBECONFIG is used, never ~/.kube/config: `cargo test` must not
@@ -194,7 +203,7 @@ pub async fn setup(test: &str) -> Option<TestEnv> {
 
     install_crd(&client).await;
     let ns = create_namespace(&client, test).await;
-    let controller = if env_flag("ZDR_E2E_EXTERNAL_CONTROLLER") {
+    let controller = if !with_controller || env_flag("ZDR_E2E_EXTERNAL_CONTROLLER") {
         None
     } else {
         Some(start_controller(&ns))

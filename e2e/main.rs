@@ -9,6 +9,7 @@
 
 mod cluster;
 mod deadline;
+mod examples;
 mod paused;
 mod pods;
 mod rolling;
