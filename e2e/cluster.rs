@@ -1,0 +1,526 @@
+//! The e2e harness: finds the cluster (or skips), installs the CRD, gives each test a namespace
+//! and a zdr-controller child process, and watches rollouts and their pods until a condition
+//! holds, checking the rolling-update bounds at every observed state. No sleeps: every wait is
+//! a watch bounded by a deadline, and fails with the last status seen.
+
+use std::io::Write;
+use std::path::PathBuf;
+use std::time::Duration;
+
+use futures::StreamExt;
+use k8s_openapi::api::core::v1::{Namespace, Pod};
+use k8s_openapi::apiextensions_apiserver::pkg::apis::apiextensions::v1::CustomResourceDefinition;
+use kube::api::{DeleteParams, Patch, PatchParams, PostParams};
+use kube::runtime::wait::{await_condition, conditions};
+use kube::runtime::{WatchStreamExt, watcher};
+use kube::{Api, Client, CustomResourceExt, ResourceExt};
+use serde_json::{Value, json};
+use tokio::time::{Instant, sleep_until};
+use zdr::crd::{Phase, ZeroDowntimeRollout};
+
+use crate::pods::{Bounds, PodSet};
+
+/// Field manager of everything the tests write.
+const MANAGER: &str = "zdr-e2e";
+
+/// Image of the test app, and the one an update switches to.
+pub fn image_v1() -> String {
+    std::env::var("ZDR_E2E_IMAGE")
+        .unwrap_or_else(|_| "registry.k8s.io/e2e-test-images/agnhost:2.53".into())
+}
+pub fn image_v2() -> String {
+    std::env::var("ZDR_E2E_IMAGE_V2")
+        .unwrap_or_else(|_| "registry.k8s.io/e2e-test-images/agnhost:2.52".into())
+}
+
+/// agnhost serving HTTP on 8080 (ready once it listens).
+pub const NETEXEC: &[&str] = &["netexec", "--http-port=8080"];
+/// agnhost doing nothing: the readiness probe on 8080 never passes.
+pub const NEVER_READY: &[&str] = &["pause"];
+
+fn env_flag(name: &str) -> bool {
+    std::env::var(name).is_ok_and(|v| v == "1" || v.eq_ignore_ascii_case("true"))
+}
+
+/// Bound of every wait: `ZDR_E2E_TIMEOUT_SECONDS`, default 300.
+fn timeout() -> Duration {
+    let secs = std::env::var("ZDR_E2E_TIMEOUT_SECONDS")
+        .ok()
+        .and_then(|s| s.parse().ok())
+        .unwrap_or(300);
+    Duration::from_secs(secs)
+}
+
+/// Prints the skip (to the stderr handle, which libtest does not capture) or fails: with
+/// `ZDR_REQUIRE_CLUSTER=1`, or when `KUBEBUILDER_ASSETS` says envtest was meant.
+fn skip(test: &str, why: &str) -> Option<TestEnv> {
+    assert!(
+        std::env::var_os("KUBEBUILDER_ASSETS").is_none(),
+        "KUBEBUILDER_ASSETS is set but there is no usable cluster ({why}). envtest (an API \
+         server without kubelets) cannot run these tests, whose pods must really start and \
+         become Ready: use kind or k3d (hack/e2e-kind.sh) and set KUBECONFIG; see docs/e2e.md"
+    );
+    assert!(
+        !env_flag("ZDR_REQUIRE_CLUSTER"),
+        "ZDR_REQUIRE_CLUSTER=1 but there is no usable cluster: {why}"
+    );
+    let _ = writeln!(
+        std::io::stderr(),
+        "\n*** e2e {test}: SKIPPED: no cluster: {why} (see docs/e2e.md) ***\n"
+    );
+    None
+}
+
+/// A container of the test app.
+pub fn app_container(image: &str, args: &[&str]) -> Value {
+    json!({
+        "name": "app",
+        "image": image,
+        "args": args,
+        "ports": [{"name": "http", "containerPort": 8080}],
+        "readinessProbe": {
+            "httpGet": {"path": "/", "port": 8080},
+            "periodSeconds": 1,
+            "failureThreshold": 1
+        },
+        "resources": {"requests": {"cpu": "5m", "memory": "16Mi"}}
+    })
+}
+
+/// A rollout of `replicas` pods labelled `app=<name>`; `spec` is merged over the defaults.
+pub fn rollout(name: &str, replicas: i32, container: Value, spec: Value) -> ZeroDowntimeRollout {
+    let mut body = json!({
+        "replicas": replicas,
+        "selector": {"matchLabels": {"app": name}},
+        "template": {
+            "metadata": {"labels": {"app": name}},
+            "spec": {"terminationGracePeriodSeconds": 5, "containers": [container]}
+        }
+    });
+    if let (Some(base), Value::Object(extra)) = (body.as_object_mut(), spec) {
+        base.extend(extra);
+    }
+    serde_json::from_value(json!({
+        "apiVersion": "zdr.dev/v1alpha1",
+        "kind": "ZeroDowntimeRollout",
+        "metadata": {"name": name},
+        "spec": body
+    }))
+    .expect("the test rollout is a valid ZeroDowntimeRollout")
+}
+
+/// A patch replacing the pod template's containers.
+pub fn containers_patch(container: Value) -> Value {
+    json!({"spec": {"template": {"spec": {"containers": [container]}}}})
+}
+
+/// The rollout reports `phase` for `generation` (or a later one).
+pub fn at(z: &ZeroDowntimeRollout, phase: Phase, generation: i64) -> bool {
+    z.status.as_ref().is_some_and(|s| {
+        s.phase == Some(phase) && s.observed_generation.is_some_and(|g| g >= generation)
+    })
+}
+
+/// Healthy for `generation` with every pod updated and available.
+pub fn healthy(z: &ZeroDowntimeRollout, generation: i64) -> bool {
+    let replicas = z.spec.replicas;
+    at(z, Phase::Healthy, generation)
+        && z.status.as_ref().is_some_and(|s| {
+            s.updated_replicas == replicas
+                && s.available_replicas >= replicas
+                && s.update_revision.is_some()
+        })
+}
+
+/// The status as one line of JSON, for failure messages.
+pub fn status_of(z: Option<&ZeroDowntimeRollout>) -> String {
+    z.and_then(|z| z.status.as_ref())
+        .map(|s| serde_json::to_string(s).unwrap_or_default())
+        .unwrap_or_else(|| "<no status>".into())
+}
+
+/// The zdr-controller child process of one test.
+struct Controller {
+    child: tokio::process::Child,
+    log: PathBuf,
+}
+
+/// Waits for the controller to exit and describes it; never returns if there is none.
+async fn controller_exit(ctl: &mut Option<Controller>) -> String {
+    let Some(c) = ctl else {
+        return std::future::pending().await;
+    };
+    let status = c.child.wait().await;
+    let log = std::fs::read_to_string(&c.log).unwrap_or_default();
+    let lines: Vec<&str> = log.lines().collect();
+    let tail = lines[lines.len().saturating_sub(40)..].join("\n");
+    format!(
+        "zdr-controller exited ({status:?}); last lines of {}:\n{tail}",
+        c.log.display()
+    )
+}
+
+/// One test's cluster context.
+pub struct TestEnv {
+    pub client: Client,
+    pub ns: String,
+    controller: Option<Controller>,
+    timeout: Duration,
+}
+
+/// Connects, installs the CRD, creates the namespace and starts the controller; `None` (after
+/// printing SKIPPED) when there is no cluster.
+pub async fn setup(test: &str) -> Option<TestEnv> {
+    setup_with(test, true).await
+}
+
+/// As [`setup`], without a controller: for tests of the API server's side only.
+pub async fn setup_api_only(test: &str) -> Option<TestEnv> {
+    setup_with(test, false).await
+}
+
+async fn setup_with(test: &str, with_controller: bool) -> Option<TestEnv> {
+    let kubeconfig = std::env::var("KUBECONFIG").unwrap_or_default();
+    if kubeconfig.is_empty() {
+        // Only an explicit KUBECONFIG is used, never ~/.kube/config: `cargo test` must not
+        // create pods in whatever cluster the current context points at.
+        return skip(test, "KUBECONFIG is not set");
+    }
+    let options = kube::config::KubeConfigOptions::default();
+    let config = match kube::Config::from_kubeconfig(&options).await {
+        Ok(c) => c,
+        Err(e) => return skip(test, &format!("cannot load KUBECONFIG={kubeconfig}: {e}")),
+    };
+    let client = match Client::try_from(config) {
+        Ok(c) => c,
+        Err(e) => return skip(test, &format!("cannot build a client: {e}")),
+    };
+    match tokio::time::timeout(Duration::from_secs(10), client.apiserver_version()).await {
+        Ok(Ok(_)) => {}
+        Ok(Err(e)) => return skip(test, &format!("API server unreachable: {e}")),
+        Err(_) => return skip(test, "API server did not answer within 10s"),
+    }
+
+    install_crd(&client).await;
+    let ns = create_namespace(&client, test).await;
+    let controller = if !with_controller || env_flag("ZDR_E2E_EXTERNAL_CONTROLLER") {
+        None
+    } else {
+        Some(start_controller(&ns))
+    };
+    Some(TestEnv {
+        client,
+        ns,
+        controller,
+        timeout: timeout(),
+    })
+}
+
+/// Server-side applies the CRD from the Rust types and waits until it is Established.
+async fn install_crd(client: &Client) {
+    let crd = ZeroDowntimeRollout::crd();
+    let name = crd.name_any();
+    let api: Api<CustomResourceDefinition> = Api::all(client.clone());
+    api.patch(
+        &name,
+        &PatchParams::apply(MANAGER).force(),
+        &Patch::Apply(&crd),
+    )
+    .await
+    .unwrap_or_else(|e| panic!("server-side apply of CRD {name}: {e}"));
+    let established = await_condition(api, &name, conditions::is_crd_established());
+    match tokio::time::timeout(Duration::from_secs(60), established).await {
+        Ok(Ok(_)) => {}
+        Ok(Err(e)) => panic!("waiting for CRD {name}: {e}"),
+        Err(_) => panic!("CRD {name} not Established within 60s"),
+    }
+}
+
+async fn create_namespace(client: &Client, test: &str) -> String {
+    let nanos = std::time::SystemTime::now()
+        .duration_since(std::time::UNIX_EPOCH)
+        .map_or(0, |d| d.subsec_nanos());
+    let suffix = format!(
+        "{:06x}",
+        (nanos ^ std::process::id().rotate_left(16)) & 0xff_ffff
+    );
+    let ns = format!("zdr-e2e-{test}-{suffix}");
+    let api: Api<Namespace> = Api::all(client.clone());
+    let obj: Namespace = serde_json::from_value(json!({
+        "metadata": {"name": ns, "labels": {"zdr.dev/e2e": "true"}}
+    }))
+    .expect("namespace object");
+    api.create(&PostParams::default(), &obj)
+        .await
+        .unwrap_or_else(|e| panic!("creating namespace {ns}: {e}"));
+    ns
+}
+
+fn free_port() -> u16 {
+    std::net::TcpListener::bind("127.0.0.1:0")
+        .and_then(|l| l.local_addr())
+        .map(|a| a.port())
+        .expect("a free loopback port")
+}
+
+/// Starts `zdr-controller` watching only `ns`, logging to a file under the target directory.
+fn start_controller(ns: &str) -> Controller {
+    let log = PathBuf::from(env!("CARGO_TARGET_TMPDIR")).join(format!("{ns}-controller.log"));
+    let file = std::fs::File::create(&log)
+        .unwrap_or_else(|e| panic!("cannot create {}: {e}", log.display()));
+    let err_file = file.try_clone().expect("clone log file handle");
+    let mut cmd = tokio::process::Command::new(env!("CARGO_BIN_EXE_zdr-controller"));
+    cmd.args(["--metrics-addr", &format!("127.0.0.1:{}", free_port())])
+        .args(["--namespace", ns])
+        .args(["--endpoint-propagation-seconds", "1"])
+        .args(["--log-format", "text"])
+        .env(
+            "RUST_LOG",
+            std::env::var("RUST_LOG").unwrap_or_else(|_| "info,zdr=debug".into()),
+        )
+        .env("POD_NAMESPACE", ns)
+        .stdin(std::process::Stdio::null())
+        .stdout(file)
+        .stderr(err_file)
+        .kill_on_drop(true);
+    let child = cmd.spawn().expect("spawn zdr-controller");
+    let _ = writeln!(
+        std::io::stderr(),
+        "e2e: namespace {ns}, controller log {}",
+        log.display()
+    );
+    Controller { child, log }
+}
+
+impl TestEnv {
+    fn api(&self) -> Api<ZeroDowntimeRollout> {
+        Api::namespaced(self.client.clone(), &self.ns)
+    }
+
+    /// Creates the rollout; returns its generation.
+    pub async fn create(&self, z: &ZeroDowntimeRollout) -> i64 {
+        let created = self
+            .api()
+            .create(&PostParams::default(), z)
+            .await
+            .unwrap_or_else(|e| panic!("creating rollout {}: {e}", z.name_any()));
+        created.metadata.generation.unwrap_or(1)
+    }
+
+    /// Merge-patches the rollout's spec; returns the new generation.
+    pub async fn patch(&self, name: &str, patch: &Value) -> i64 {
+        let patched = self
+            .api()
+            .patch(name, &PatchParams::default(), &Patch::Merge(patch))
+            .await
+            .unwrap_or_else(|e| panic!("patching rollout {name} with {patch}: {e}"));
+        patched.metadata.generation.unwrap_or(0)
+    }
+
+    /// Waits until `cond` holds for the rollout, or fails with its last status.
+    pub async fn wait_until(
+        &mut self,
+        name: &str,
+        what: &str,
+        cond: impl Fn(&ZeroDowntimeRollout) -> bool,
+    ) -> ZeroDowntimeRollout {
+        let api = self.api();
+        let wait = await_condition(api.clone(), name, |z: Option<&ZeroDowntimeRollout>| {
+            z.is_some_and(&cond)
+        });
+        let deadline = Instant::now() + self.timeout;
+        let failure = tokio::select! {
+            r = wait => match r {
+                Ok(Some(z)) => return z,
+                Ok(None) => "the rollout was deleted".to_string(),
+                Err(e) => format!("watch failed: {e}"),
+            },
+            _ = sleep_until(deadline) => format!("timed out after {:?}", self.timeout),
+            msg = controller_exit(&mut self.controller) => msg,
+        };
+        let last = api.get_opt(name).await.ok().flatten();
+        panic!(
+            "{}/{name}: waiting for {what}: {failure}\nlast status: {}",
+            self.ns,
+            status_of(last.as_ref())
+        );
+    }
+
+    /// Applies `patch` once the pod watch has listed the pods, then watches the rollout and its
+    /// pods: at every observed pod state the `bounds` must hold, until `done` holds for the
+    /// rollout at the patched generation and, with `settle`, every serving pod runs the
+    /// update revision and there are `replicas` of them.
+    pub async fn roll(
+        &mut self,
+        name: &str,
+        bounds: Bounds,
+        patch: &Value,
+        settle: bool,
+        done: impl Fn(&ZeroDowntimeRollout, i64) -> bool,
+    ) -> ZeroDowntimeRollout {
+        let api = self.api();
+        let pods: Api<Pod> = Api::namespaced(self.client.clone(), &self.ns);
+        let mut pod_events = watcher(
+            pods,
+            watcher::Config::default().labels(&format!("app={name}")),
+        )
+        .default_backoff()
+        .boxed();
+        let mut zdr_events = watcher(
+            api.clone(),
+            watcher::Config::default().fields(&format!("metadata.name={name}")),
+        )
+        .default_backoff()
+        .boxed();
+        let deadline = Instant::now() + self.timeout;
+        let mut set = PodSet::default();
+        let mut generation: Option<i64> = None;
+        let mut last: Option<ZeroDowntimeRollout> = None;
+        let mut finished: Option<ZeroDowntimeRollout> = None;
+        let mut states = 0u32;
+        let failure = loop {
+            tokio::select! {
+                ev = pod_events.next() => match ev {
+                    Some(Ok(ev)) => {
+                        if set.apply(ev) {
+                            states += 1;
+                            if let Err(e) = set.check(bounds) {
+                                break e;
+                            }
+                            if generation.is_none() {
+                                generation = Some(self.patch(name, patch).await);
+                            }
+                        }
+                    }
+                    Some(Err(e)) => {
+                        let _ = writeln!(std::io::stderr(), "e2e: pod watch error (retrying): {e}");
+                    }
+                    None => break "the pod watch ended".to_string(),
+                },
+                ev = zdr_events.next() => match ev {
+                    Some(Ok(watcher::Event::Apply(z) | watcher::Event::InitApply(z))) => {
+                        if let Some(g) = generation
+                            && done(&z, g)
+                        {
+                            finished = Some(z.clone());
+                        }
+                        last = Some(z);
+                    }
+                    Some(Ok(watcher::Event::Delete(_))) => break "the rollout was deleted".to_string(),
+                    Some(Ok(_)) => {}
+                    Some(Err(e)) => {
+                        let _ = writeln!(std::io::stderr(), "e2e: rollout watch error (retrying): {e}");
+                    }
+                    None => break "the rollout watch ended".to_string(),
+                },
+                _ = sleep_until(deadline) => break format!("timed out after {:?}", self.timeout),
+                msg = controller_exit(&mut self.controller) => break msg,
+            }
+            if let Some(z) = &finished {
+                if !settle {
+                    return z.clone();
+                }
+                let rev = z.status.as_ref().and_then(|s| s.update_revision.clone());
+                let serving = set.serving_revisions();
+                let replicas = usize::try_from(z.spec.replicas).unwrap_or_default();
+                if serving.len() == replicas && serving.iter().all(|(_, r)| *r == rev) {
+                    let _ = writeln!(
+                        std::io::stderr(),
+                        "e2e: {}/{name}: done after {states} observed pod states within {bounds:?}",
+                        self.ns
+                    );
+                    return z.clone();
+                }
+            }
+        };
+        panic!(
+            "{}/{name}: {failure}\nlast status: {}\npods:\n{}",
+            self.ns,
+            status_of(last.as_ref()),
+            set.describe()
+        );
+    }
+
+    /// Watches the rollout and its pods for `window` and fails if `check` reports a problem at
+    /// any observed state (used to show that nothing moves).
+    pub async fn hold(
+        &mut self,
+        name: &str,
+        window: Duration,
+        check: impl Fn(&PodSet, Option<&ZeroDowntimeRollout>) -> Result<(), String>,
+    ) {
+        let pods: Api<Pod> = Api::namespaced(self.client.clone(), &self.ns);
+        let mut pod_events = watcher(
+            pods,
+            watcher::Config::default().labels(&format!("app={name}")),
+        )
+        .default_backoff()
+        .boxed();
+        let mut zdr_events = watcher(
+            self.api(),
+            watcher::Config::default().fields(&format!("metadata.name={name}")),
+        )
+        .default_backoff()
+        .boxed();
+        let end = Instant::now() + window;
+        let mut set = PodSet::default();
+        let mut last: Option<ZeroDowntimeRollout> = None;
+        let failure = loop {
+            tokio::select! {
+                ev = pod_events.next() => match ev {
+                    Some(Ok(ev)) => { set.apply(ev); }
+                    Some(Err(e)) => {
+                        let _ = writeln!(std::io::stderr(), "e2e: pod watch error (retrying): {e}");
+                    }
+                    None => break "the pod watch ended".to_string(),
+                },
+                ev = zdr_events.next() => match ev {
+                    Some(Ok(watcher::Event::Apply(z) | watcher::Event::InitApply(z))) => last = Some(z),
+                    Some(Ok(_)) => {}
+                    Some(Err(e)) => {
+                        let _ = writeln!(std::io::stderr(), "e2e: rollout watch error (retrying): {e}");
+                    }
+                    None => break "the rollout watch ended".to_string(),
+                },
+                _ = sleep_until(end) => {
+                    if set.synced && last.is_some() {
+                        return;
+                    }
+                    break format!("the watches did not sync within {window:?}");
+                }
+                msg = controller_exit(&mut self.controller) => break msg,
+            }
+            if set.synced
+                && let Err(e) = check(&set, last.as_ref())
+            {
+                break e;
+            }
+        };
+        panic!(
+            "{}/{name}: {failure}\nlast status: {}\npods:\n{}",
+            self.ns,
+            status_of(last.as_ref()),
+            set.describe()
+        );
+    }
+
+    /// Stops the controller and deletes the namespace (kept with `ZDR_E2E_KEEP_NAMESPACE=1`).
+    /// A failed test never gets here: its namespace stays for inspection.
+    pub async fn teardown(mut self) {
+        if let Some(c) = self.controller.as_mut() {
+            let _ = c.child.start_kill();
+            let _ = c.child.wait().await;
+        }
+        if env_flag("ZDR_E2E_KEEP_NAMESPACE") {
+            return;
+        }
+        let api: Api<Namespace> = Api::all(self.client.clone());
+        if let Err(e) = api.delete(&self.ns, &DeleteParams::background()).await {
+            let _ = writeln!(
+                std::io::stderr(),
+                "e2e: deleting namespace {}: {e}",
+                self.ns
+            );
+        }
+    }
+}
