@@ -87,6 +87,33 @@ where
     }
 }
 
+/// A watch cache of `K` and the stream of objects it saw change, for the controller's triggers.
+fn cached<K>(
+    client: &Client,
+    ns: Option<&str>,
+) -> (
+    reflector::Store<K>,
+    impl futures::Stream<Item = Result<K, watcher::Error>> + Send + 'static,
+)
+where
+    K: kube::Resource<Scope = k8s_openapi::NamespaceResourceScope, DynamicType = ()>
+        + Clone
+        + std::fmt::Debug
+        + serde::de::DeserializeOwned
+        + Send
+        + Sync
+        + 'static,
+{
+    let (store, writer) = reflector::store::<K>();
+    let stream = reflector::reflector(
+        writer,
+        watcher(api::<K>(client, ns), watcher::Config::default()),
+    )
+    .default_backoff()
+    .touched_objects();
+    (store, stream)
+}
+
 /// Runs the controller until SIGTERM / Ctrl-C, or until leadership is lost.
 pub async fn run(args: Args) -> Result<(), StartError> {
     let mut registry = Registry::default();
@@ -131,33 +158,9 @@ pub async fn run(args: Args) -> Result<(), StartError> {
         None
     };
 
-    let (pods, pod_writer) = reflector::store::<Pod>();
-    let pod_stream = reflector::reflector(
-        pod_writer,
-        watcher(api::<Pod>(&client, ns), watcher::Config::default()),
-    )
-    .default_backoff()
-    .touched_objects();
-    let (revisions, rev_writer) = reflector::store::<ControllerRevision>();
-    let rev_stream = reflector::reflector(
-        rev_writer,
-        watcher(
-            api::<ControllerRevision>(&client, ns),
-            watcher::Config::default(),
-        ),
-    )
-    .default_backoff()
-    .touched_objects();
-    let (slices, slice_writer) = reflector::store::<EndpointSlice>();
-    let slice_stream = reflector::reflector(
-        slice_writer,
-        watcher(
-            api::<EndpointSlice>(&client, ns),
-            watcher::Config::default(),
-        ),
-    )
-    .default_backoff()
-    .touched_objects();
+    let (pods, pod_stream) = cached::<Pod>(&client, ns);
+    let (revisions, rev_stream) = cached::<ControllerRevision>(&client, ns);
+    let (slices, slice_stream) = cached::<EndpointSlice>(&client, ns);
 
     let ctx = Arc::new(Context::new(
         client.clone(),
