@@ -568,3 +568,68 @@ async fn reapplying_the_previous_template_is_a_rollback_that_reuses_its_revision
     assert_eq!(status["body"]["status"]["stableRevision"], new.as_str());
     task.await.unwrap().unwrap();
 }
+
+#[tokio::test]
+async fn orphans_are_adopted_and_pods_of_other_controllers_are_never_touched() {
+    let mut h = harness(NOW);
+    let zdr = rollout(json!({"replicas": 1}), json!(null));
+    let hash = hash_of(&zdr);
+    let stray: Pod = serde_json::from_value(json!({
+        "metadata": {"name": "stray", "namespace": "ns", "uid": "uid-stray", "labels": {"app": "web"}},
+        "spec": {"containers": [{"name": "app"}]},
+    }))
+    .unwrap();
+    let foreign: Pod = serde_json::from_value(json!({
+        "metadata": {"name": "foreign", "namespace": "ns", "uid": "uid-foreign", "labels": {"app": "web"},
+                     "ownerReferences": [{"apiVersion": "apps/v1", "kind": "ReplicaSet", "name": "rs",
+                                          "uid": "rs-uid", "controller": true}]},
+        "spec": {"containers": [{"name": "app"}]},
+    }))
+    .unwrap();
+    add(&mut h.pods, stray);
+    add(&mut h.pods, foreign);
+    let task = tokio::spawn(reconcile(Arc::new(zdr), h.ctx.clone()));
+    h.api
+        .expect(
+            Method::PATCH,
+            &format!("/apis/apps/v1/namespaces/ns/controllerrevisions/web-{hash}?&force=true&fieldManager=zdr-controller"),
+            json!({"metadata": {"name": format!("web-{hash}")}, "revision": 1}),
+        )
+        .await;
+    let adopt = h
+        .api
+        .expect(
+            Method::PATCH,
+            "/api/v1/namespaces/ns/pods/stray?&fieldManager=zdr-controller",
+            pod_reply("stray"),
+        )
+        .await;
+    assert_eq!(
+        adopt["contentType"],
+        "application/strategic-merge-patch+json"
+    );
+    assert_eq!(
+        adopt["body"]["metadata"]["uid"], "uid-stray",
+        "uid precondition"
+    );
+    assert_eq!(
+        adopt["body"]["metadata"]["ownerReferences"][0]["uid"],
+        "zdr-uid"
+    );
+    assert_eq!(
+        adopt["body"]["metadata"]["ownerReferences"][0]["controller"],
+        true
+    );
+    h.api
+        .expect(
+            Method::POST,
+            "/api/v1/namespaces/ns/pods?&fieldManager=zdr-controller",
+            pod_reply("p"),
+        )
+        .await;
+    h.api
+        .expect(Method::PATCH, STATUS_PATH, status_reply())
+        .await;
+    h.api.expect_nothing().await;
+    task.await.unwrap().unwrap();
+}
