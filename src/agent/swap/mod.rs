@@ -6,20 +6,23 @@
 //! that exits or misses the deadline is stopped and the swap fails; the old slot is untouched.
 
 use std::collections::{BTreeMap, HashMap};
-use std::os::fd::{AsFd, OwnedFd};
+use std::os::fd::OwnedFd;
 use std::path::PathBuf;
 use std::sync::Arc;
 use std::time::{Duration, Instant, SystemTime, UNIX_EPOCH};
 
-use serde::{Deserialize, Serialize};
 use tokio::sync::{mpsc, oneshot};
 use tokio::time::sleep_until;
 
+mod recovery;
+mod report;
+mod request;
+
+pub use recovery::Persisted;
+
 use super::protocol::{AppState, FromSidecar, ToSidecar};
-use super::sockets::{Held, ListenSpec, is_listening, matches_spec};
-use super::status::{
-    AppStatus, Metrics, ResultLabel, SharedStatus, SlotStatus, SocketStatus, Status, SwapRecord,
-};
+use super::sockets::{Held, ListenSpec};
+use super::status::{Metrics, SharedStatus, SwapRecord};
 
 /// A message for one launcher's connection task.
 pub struct Outgoing {
@@ -88,15 +91,6 @@ pub struct MachineConfig {
     pub recover_timeout: Duration,
     /// Where to remember socket and slot names across sidecar restarts.
     pub state_path: PathBuf,
-}
-
-/// What survives a sidecar restart (in the shared directory).
-#[derive(Clone, Debug, Default, Serialize, Deserialize)]
-pub struct Persisted {
-    /// Socket names held.
-    pub sockets: Vec<String>,
-    /// Slots seen.
-    pub slots: Vec<String>,
 }
 
 struct App {
@@ -266,168 +260,6 @@ impl Machine {
                 fds,
                 close: false,
             });
-        }
-    }
-
-    #[allow(clippy::too_many_arguments)]
-    fn on_hello(
-        &mut self,
-        conn: u64,
-        slot: String,
-        pid: u32,
-        version: String,
-        app: Option<AppState>,
-        held: Vec<(String, OwnedFd)>,
-        tx: mpsc::UnboundedSender<Outgoing>,
-    ) {
-        if let Some(s) = self.slots.get(&slot) {
-            let _ = tx.send(Outgoing {
-                msg: FromSidecar::Error {
-                    message: format!("slot {slot:?} already has a launcher (pid {})", s.pid),
-                },
-                fds: None,
-                close: true,
-            });
-            return;
-        }
-        if !held.is_empty() {
-            self.adopt(held);
-        }
-        let has_app = app.is_some();
-        let app = app.map(|a| App {
-            pid: a.pid,
-            ready: a.ready,
-            draining: a.draining,
-            started_unix_ms: a.started_unix_ms,
-        });
-        tracing::info!(%slot, pid, %version, has_app, "launcher registered");
-        self.slots.insert(
-            slot.clone(),
-            Slot {
-                conn,
-                pid,
-                version,
-                tx,
-                app,
-                last_active: None,
-                starts: 0,
-            },
-        );
-        self.conns.insert(conn, slot.clone());
-        if !self.expected_slots.contains(&slot) {
-            self.expected_slots.push(slot.clone());
-            self.save_state();
-        }
-        if has_app {
-            self.send(&slot, FromSidecar::Keep, false);
-            if self.recovering_until.is_none() {
-                self.resolve_running();
-            }
-        } else if self.recovering_until.is_some() {
-            self.deferred.push(conn);
-        } else {
-            self.send(&slot, FromSidecar::Standby, false);
-            self.ensure_serving();
-        }
-    }
-
-    fn adopt(&mut self, held: Vec<(String, OwnedFd)>) {
-        if self.sockets.is_some() {
-            return; // Already holding them: the launcher's copies are simply dropped here.
-        }
-        for (name, fd) in held {
-            let Some(spec) = self.cfg.specs.iter().find(|s| s.name == name) else {
-                tracing::warn!(%name, "launcher handed back a socket that is not configured; closed");
-                continue;
-            };
-            if self.adopting.iter().any(|h| h.name == name) {
-                continue;
-            }
-            if !matches_spec(fd.as_fd(), &spec.addr) {
-                tracing::warn!(%name, "handed-back socket does not match its spec; closed");
-                continue;
-            }
-            let bound = super::sockets::local_addr(fd.as_fd()).unwrap_or_default();
-            tracing::info!(%name, %bound, "adopted socket from launcher");
-            self.adopting.push(Held {
-                name,
-                spec: spec.addr.clone(),
-                bound,
-                fd,
-                adopted: true,
-            });
-        }
-    }
-
-    fn recovery_complete(&self) -> bool {
-        self.recovering_until.is_some()
-            && self
-                .cfg
-                .specs
-                .iter()
-                .all(|s| self.adopting.iter().any(|h| h.name == s.name))
-            && self
-                .expected_slots
-                .iter()
-                .all(|s| self.slots.contains_key(s))
-    }
-
-    fn finish_recovery(&mut self) -> Result<(), MachineError> {
-        let mut held = Vec::new();
-        for spec in &self.cfg.specs {
-            if let Some(i) = self.adopting.iter().position(|h| h.name == spec.name) {
-                held.push(self.adopting.swap_remove(i));
-            } else {
-                tracing::info!(name = %spec.name, "no launcher handed it back: binding");
-                held.push(
-                    Held::bind(spec, self.cfg.backlog)
-                        .map_err(|e| MachineError::Bind(spec.addr.to_string(), e))?,
-                );
-            }
-        }
-        self.adopting.clear();
-        self.sockets = Some(Arc::new(held));
-        self.recovering_until = None;
-        self.save_state();
-        tracing::info!("sockets recovered");
-        for conn in std::mem::take(&mut self.deferred) {
-            if let Some(slot) = self.conns.get(&conn).cloned() {
-                self.send(&slot, FromSidecar::Standby, false);
-            }
-        }
-        self.resolve_running();
-        self.ensure_serving();
-        Ok(())
-    }
-
-    /// After a restart: the newest ready app is active, older ready apps are drained (an
-    /// interrupted swap completes), apps that never became ready are stopped.
-    fn resolve_running(&mut self) {
-        let newest = self
-            .slots
-            .iter()
-            .filter_map(|(n, s)| {
-                s.app
-                    .as_ref()
-                    .filter(|a| a.ready && !a.draining)
-                    .map(|a| (a.started_unix_ms, n.clone()))
-            })
-            .max();
-        let Some((_, newest)) = newest else { return };
-        if self.active.is_none() || self.swap.is_none() {
-            self.active = Some(newest.clone());
-        }
-        if self.swap.is_some() {
-            return;
-        }
-        let others: Vec<String> = self
-            .slots
-            .iter()
-            .filter(|(n, s)| **n != newest && s.app.as_ref().is_some_and(|a| !a.draining))
-            .map(|(n, _)| n.clone())
-            .collect();
-        for n in others {
-            self.drain(&n);
         }
     }
 
@@ -613,127 +445,6 @@ impl Machine {
         }
     }
 
-    fn on_swap(&mut self, to: Option<String>, reply: oneshot::Sender<Result<SwapRecord, String>>) {
-        match self.begin_swap(to) {
-            Ok(()) => {
-                if let Some(sw) = self.swap.as_mut() {
-                    sw.waiters.push(reply);
-                }
-            }
-            Err(e) => {
-                let _ = reply.send(Err(e));
-            }
-        }
-    }
-
-    fn begin_swap(&mut self, to: Option<String>) -> Result<(), String> {
-        if let Some(sw) = &self.swap {
-            let phase = match sw.phase {
-                Phase::Starting => "starting the new version",
-                Phase::Draining { .. } => "draining the old version",
-            };
-            return Err(format!(
-                "swap #{} to slot {} is already in progress ({phase}); one swap at a time",
-                sw.record.id, sw.record.to
-            ));
-        }
-        if self.sockets.is_none() {
-            return Err("the sidecar is still recovering its sockets".into());
-        }
-        let idle: Vec<String> = self
-            .slots
-            .iter()
-            .filter(|(_, s)| s.app.is_none())
-            .map(|(n, _)| n.clone())
-            .collect();
-        let to = match to {
-            Some(t) => {
-                let Some(s) = self.slots.get(&t) else {
-                    return Err(format!("no launcher is connected for slot {t:?}"));
-                };
-                if let Some(app) = &s.app {
-                    return Err(format!(
-                        "slot {t:?} is not idle: it runs pid {} ({})",
-                        app.pid,
-                        if self.active.as_deref() == Some(t.as_str()) {
-                            "active"
-                        } else {
-                            "stopping"
-                        }
-                    ));
-                }
-                t
-            }
-            None => match idle.as_slice() {
-                [one] => one.clone(),
-                [] => return Err("no idle slot: connect a standby launcher first".into()),
-                _ => return Err(format!("several idle slots {idle:?}: name one with --to")),
-            },
-        };
-        let from = self
-            .active
-            .clone()
-            .filter(|a| self.slots.get(a).is_some_and(|s| s.app.is_some()));
-        let version = self
-            .slots
-            .get(&to)
-            .map(|s| s.version.clone())
-            .unwrap_or_default();
-        let id = self.next_swap_id;
-        self.next_swap_id += 1;
-        tracing::info!(id, ?from, %to, %version, "swap started");
-        self.swap = Some(Swap {
-            record: SwapRecord {
-                id,
-                from,
-                to: to.clone(),
-                to_version: version,
-                result: "running".into(),
-                ..SwapRecord::default()
-            },
-            started: Instant::now(),
-            deadline: Instant::now() + self.cfg.ready_timeout,
-            phase: Phase::Starting,
-            waiters: Vec::new(),
-        });
-        self.start(&to);
-        Ok(())
-    }
-
-    fn finish(&mut self, error: Option<String>) {
-        let Some(mut sw) = self.swap.take() else {
-            return;
-        };
-        let total = sw.started.elapsed();
-        sw.record.total_ms = Some(ms(total));
-        let result = if error.is_some() {
-            "failed"
-        } else {
-            "succeeded"
-        };
-        sw.record.result = result.into();
-        sw.record.error = error;
-        if sw.record.error.is_some() {
-            self.failed += 1;
-            tracing::warn!(id = sw.record.id, error = ?sw.record.error, "swap failed");
-        } else {
-            self.succeeded += 1;
-            self.metrics.swap_seconds.observe(total.as_secs_f64());
-            tracing::info!(id = sw.record.id, total_ms = ms(total), "swap succeeded");
-        }
-        self.metrics
-            .swaps
-            .get_or_create(&ResultLabel {
-                result: result.into(),
-            })
-            .inc();
-        for w in sw.waiters.drain(..) {
-            let _ = w.send(Ok(sw.record.clone()));
-        }
-        self.last_swap = Some(sw.record);
-        self.ensure_serving();
-    }
-
     fn on_timer(&mut self) -> Result<(), MachineError> {
         let now = Instant::now();
         if self.recovering_until.is_some_and(|t| t <= now) {
@@ -766,82 +477,5 @@ impl Machine {
             }
         }
         Ok(())
-    }
-
-    /// An app calling shutdown(2) on the shared listener stops it for every holder; put it
-    /// back with listen(2) on the same socket (queued connections at that moment are lost).
-    fn check_listeners(&mut self) {
-        let Some(socks) = &self.sockets else { return };
-        for h in socks.iter() {
-            if !is_listening(h.fd.as_fd()) {
-                tracing::error!(name = %h.name, "shared listener was shut down by a holder: re-listening");
-                if let Ok(b) = nix::sys::socket::Backlog::new(self.cfg.backlog)
-                    && nix::sys::socket::listen(&h.fd, b).is_ok()
-                {
-                    self.metrics.listener_repairs.inc();
-                }
-            }
-        }
-    }
-
-    fn save_state(&self) {
-        let p = Persisted {
-            sockets: self.cfg.specs.iter().map(|s| s.name.clone()).collect(),
-            slots: self.expected_slots.clone(),
-        };
-        let tmp = self.cfg.state_path.with_extension("tmp");
-        let ok = serde_json::to_vec(&p)
-            .ok()
-            .and_then(|b| std::fs::write(&tmp, b).ok())
-            .and_then(|_| std::fs::rename(&tmp, &self.cfg.state_path).ok());
-        if ok.is_none() {
-            tracing::warn!(path = %self.cfg.state_path.display(), "could not save sidecar state");
-        }
-    }
-
-    fn publish(&self) {
-        let sockets = match &self.sockets {
-            Some(v) => v.iter().collect::<Vec<_>>(),
-            None => self.adopting.iter().collect(),
-        };
-        self.metrics.sockets_held.set(sockets.len() as i64);
-        let st = Status {
-            sockets: sockets
-                .iter()
-                .map(|h| SocketStatus {
-                    name: h.name.clone(),
-                    addr: h.bound.clone(),
-                    listening: is_listening(h.fd.as_fd()),
-                    adopted: h.adopted,
-                })
-                .collect(),
-            active_slot: self.active.clone(),
-            slots: self
-                .slots
-                .iter()
-                .map(|(n, s)| SlotStatus {
-                    slot: n.clone(),
-                    launcher_pid: s.pid,
-                    version: s.version.clone(),
-                    app: s.app.as_ref().map(|a| AppStatus {
-                        pid: a.pid,
-                        ready: a.ready,
-                        draining: a.draining,
-                    }),
-                    starts: s.starts,
-                })
-                .collect(),
-            swap_in_progress: self.swap.as_ref().map(|s| s.record.clone()),
-            last_swap: self.last_swap.clone(),
-            swaps_succeeded: self.succeeded,
-            swaps_failed: self.failed,
-            recovering: self.recovering_until.is_some(),
-            http_addr: self.http_addr.clone(),
-            pid: std::process::id(),
-        };
-        match self.status.lock() {
-            Ok(mut g) => *g = st,
-            Err(p) => *p.into_inner() = st,
-        }
     }
 }
