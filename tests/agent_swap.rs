@@ -28,7 +28,11 @@ async fn fifty_swaps_under_load_lose_nothing() {
         load.stop();
         let report = load.finish().await;
         assert_clean(&report, "50 swaps");
-        assert!(report.versions.contains_key("v1") && report.versions.contains_key("v2"), "{:?}", report.versions);
+        assert!(
+            report.versions.contains_key("v1") && report.versions.contains_key("v2"),
+            "{:?}",
+            report.versions
+        );
         let st = pod.status().await.unwrap();
         assert_eq!(st.swaps_succeeded, 50);
         assert_eq!(st.swaps_failed, 0);
@@ -45,24 +49,43 @@ async fn request_in_backlog_completes_when_the_next_version_starts() {
         let mut pod = pod(&[]).await;
         let v1 = pod.demo_app("v1", &[]);
         pod.launch("a", "v1", &[], &v1).unwrap();
-        pod.wait_for(Duration::from_secs(15), |s| s.active_slot.as_deref() == Some("a")).await.unwrap();
+        pod.wait_for(Duration::from_secs(15), |s| {
+            s.active_slot.as_deref() == Some("a")
+        })
+        .await
+        .unwrap();
         // Stop slot a entirely: no process accepts on the socket any more.
         pod.signal_launcher("a", nix::sys::signal::Signal::SIGTERM);
-        assert_eq!(pod.wait_launcher("a", Duration::from_secs(15)).await, Some(0));
-        pod.wait_for(Duration::from_secs(5), |s| s.slots.is_empty()).await.unwrap();
+        assert_eq!(
+            pod.wait_launcher("a", Duration::from_secs(15)).await,
+            Some(0)
+        );
+        pod.wait_for(Duration::from_secs(5), |s| s.slots.is_empty())
+            .await
+            .unwrap();
 
         // The kernel completes the handshake and queues the connection in the backlog.
         let sent = Instant::now();
-        let mut s = tokio::net::TcpStream::connect(pod.addr).await.expect("connect queues in backlog");
-        s.write_all(b"GET / HTTP/1.1\r\nHost: t\r\nConnection: close\r\n\r\n").await.unwrap();
+        let mut s = tokio::net::TcpStream::connect(pod.addr)
+            .await
+            .expect("connect queues in backlog");
+        s.write_all(b"GET / HTTP/1.1\r\nHost: t\r\nConnection: close\r\n\r\n")
+            .await
+            .unwrap();
         let mut buf = [0u8; 64];
         let early = tokio::time::timeout(Duration::from_millis(700), s.read(&mut buf)).await;
-        assert!(early.is_err(), "nobody accepts, yet something answered: {early:?}");
+        assert!(
+            early.is_err(),
+            "nobody accepts, yet something answered: {early:?}"
+        );
 
         let v2 = pod.demo_app("v2", &[]);
         pod.launch("b", "v2", &[], &v2).unwrap();
         let mut out = Vec::new();
-        tokio::time::timeout(Duration::from_secs(15), s.read_to_end(&mut out)).await.unwrap().unwrap();
+        tokio::time::timeout(Duration::from_secs(15), s.read_to_end(&mut out))
+            .await
+            .unwrap()
+            .unwrap();
         let text = String::from_utf8_lossy(&out);
         assert!(text.starts_with("HTTP/1.1 200"), "{text}");
         assert!(text.contains("X-Version: v2"), "{text}");
@@ -78,7 +101,12 @@ async fn status_metrics_and_ctl_report_the_swap() {
         let mut pod = pod_ab(&[], &[]).await;
         let st = pod.status().await.unwrap();
         let http: std::net::SocketAddr = st.http_addr.clone().unwrap().parse().unwrap();
-        let before = st.slots.iter().find(|s| s.slot == "a").and_then(|s| s.app.clone()).unwrap();
+        let before = st
+            .slots
+            .iter()
+            .find(|s| s.slot == "a")
+            .and_then(|s| s.app.clone())
+            .unwrap();
 
         // ctl swap through the real command line.
         let out = tokio::process::Command::new(agent())
@@ -88,12 +116,19 @@ async fn status_metrics_and_ctl_report_the_swap() {
             .output()
             .await
             .unwrap();
-        assert!(out.status.success(), "{}", String::from_utf8_lossy(&out.stderr));
+        assert!(
+            out.status.success(),
+            "{}",
+            String::from_utf8_lossy(&out.stderr)
+        );
         let rec: serde_json::Value = serde_json::from_slice(&out.stdout).unwrap();
         assert_eq!(rec["result"], "succeeded");
         assert_eq!(rec["from"], "a");
         assert_eq!(rec["to"], "b");
-        assert!(rec["ready_ms"].is_u64() && rec["drain_ms"].is_u64() && rec["total_ms"].is_u64(), "{rec}");
+        assert!(
+            rec["ready_ms"].is_u64() && rec["drain_ms"].is_u64() && rec["total_ms"].is_u64(),
+            "{rec}"
+        );
 
         let status = http_get(http, "/status").await.unwrap();
         let body = status.split("\r\n\r\n").nth(1).unwrap();
@@ -110,10 +145,19 @@ async fn status_metrics_and_ctl_report_the_swap() {
         assert_ne!(b["app"]["pid"], before.pid);
 
         let metrics = http_get(http, "/metrics").await.unwrap();
-        assert!(metrics.contains("zdr_agent_swaps_total{result=\"succeeded\"} 1"), "{metrics}");
+        assert!(
+            metrics.contains("zdr_agent_swaps_total{result=\"succeeded\"} 1"),
+            "{metrics}"
+        );
         assert!(metrics.contains("zdr_agent_sockets_held 1"), "{metrics}");
-        assert!(metrics.contains("zdr_agent_swap_duration_seconds_count 1"), "{metrics}");
-        assert!(metrics.contains("zdr_agent_drain_duration_seconds_count 1"), "{metrics}");
+        assert!(
+            metrics.contains("zdr_agent_swap_duration_seconds_count 1"),
+            "{metrics}"
+        );
+        assert!(
+            metrics.contains("zdr_agent_drain_duration_seconds_count 1"),
+            "{metrics}"
+        );
 
         let resp = http_get(pod.addr, "/").await.unwrap();
         assert!(resp.contains("X-Version: v2"), "{resp}");

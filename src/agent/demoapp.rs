@@ -33,7 +33,7 @@ pub struct DemoAppConfig {
     pub ready_delay: Duration,
     /// Never send `READY=1` (a version that never becomes ready).
     pub never_ready: bool,
-    /// Exit with code 3 after this long, before being ready (a crashing version).
+    /// A start-up failure: exit with code 3 after this long, without accepting or READY=1.
     pub exit_after: Option<Duration>,
     /// While draining, close a keep-alive connection idle this long.
     pub idle_close: Duration,
@@ -116,11 +116,10 @@ pub async fn run(cfg: DemoAppConfig) -> Result<i32, DemoAppError> {
         .map_err(|e| DemoAppError::Io("signal", e))?;
 
     if let Some(d) = cfg.exit_after {
-        tokio::spawn(async move {
-            tokio::time::sleep(d).await;
-            eprintln!("demo-app: exiting on purpose (--exit-after)");
-            std::process::exit(3);
-        });
+        // Like a bad configuration found at start-up: no accept, no READY=1, then exit.
+        tokio::time::sleep(d).await;
+        eprintln!("demo-app: start-up failure on purpose (--exit-after)");
+        return Ok(3);
     }
     if !cfg.never_ready {
         let delay = cfg.ready_delay;

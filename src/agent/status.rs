@@ -121,7 +121,7 @@ pub struct Metrics {
     pub drain_seconds: Histogram,
     /// Listeners held.
     pub sockets_held: Gauge,
-    /// Listeners found not listening and put back with listen(2).
+    /// Listeners found shut down by an app and replaced.
     pub listener_repairs: Counter,
 }
 
@@ -156,7 +156,7 @@ impl Metrics {
         );
         registry.register(
             "zdr_agent_listener_repairs",
-            "Shared listeners found shut down by an app and re-listened",
+            "Shared listeners found shut down by an app and replaced by a new bind",
             m.listener_repairs.clone(),
         );
         m

@@ -26,7 +26,15 @@ pub async fn bounded<F: Future>(secs: u64, f: F) -> F::Output {
 /// A pod with the sidecar up (extra sidecar args appended).
 pub async fn pod(extra: &[&str]) -> LocalPod {
     let mut o = PodOptions::new(agent());
-    o.sidecar_args.extend(extra.iter().map(|s| s.to_string()));
+    // Flags given in `extra` replace the defaults of the same name.
+    let mut args: Vec<String> = Vec::new();
+    for pair in o.sidecar_args.chunks(2) {
+        if !extra.contains(&pair[0].as_str()) {
+            args.extend(pair.iter().cloned());
+        }
+    }
+    args.extend(extra.iter().map(|s| s.to_string()));
+    o.sidecar_args = args;
     LocalPod::start(o).await.expect("start sidecar")
 }
 
@@ -36,13 +44,18 @@ pub async fn pod_ab(extra: &[&str], b_args: &[&str]) -> LocalPod {
     let v1 = p.demo_app("v1", &[]);
     p.launch("a", "v1", &[], &v1).unwrap();
     p.wait_for(Duration::from_secs(15), |s| {
-        s.active_slot.as_deref() == Some("a") && s.slots.iter().any(|x| x.app.as_ref().is_some_and(|a| a.ready))
+        s.active_slot.as_deref() == Some("a")
+            && s.slots
+                .iter()
+                .any(|x| x.app.as_ref().is_some_and(|a| a.ready))
     })
     .await
     .expect("slot a active");
     let v2 = p.demo_app("v2", b_args);
     p.launch("b", "v2", &[], &v2).unwrap();
-    p.wait_for(Duration::from_secs(15), |s| s.slots.len() == 2).await.expect("slot b registered");
+    p.wait_for(Duration::from_secs(15), |s| s.slots.len() == 2)
+        .await
+        .expect("slot b registered");
     p
 }
 
@@ -61,15 +74,25 @@ pub fn load(addr: SocketAddr, workers: usize, secs: u64) -> Load {
 /// Asserts no request failed or was reset, and that some were made.
 pub fn assert_clean(r: &LoadReport, what: &str) {
     let (f, x) = (r.count(Outcome::Failed), r.count(Outcome::Reset));
-    eprintln!("{what}: requests={} failed={f} reset={x} versions={:?}", r.requests(), r.versions);
+    eprintln!(
+        "{what}: requests={} failed={f} reset={x} versions={:?}",
+        r.requests(),
+        r.versions
+    );
     assert!(r.requests() > 0, "{what}: no request was made");
-    assert_eq!((f, x), (0, 0), "{what}: failed/reset requests: {:?}", r.errors);
+    assert_eq!(
+        (f, x),
+        (0, 0),
+        "{what}: failed/reset requests: {:?}",
+        r.errors
+    );
 }
 
 /// One raw GET; returns (status line, headers+body text).
 pub async fn http_get(addr: SocketAddr, path: &str) -> std::io::Result<String> {
     let mut s = tokio::net::TcpStream::connect(addr).await?;
-    s.write_all(format!("GET {path} HTTP/1.1\r\nHost: t\r\nConnection: close\r\n\r\n").as_bytes()).await?;
+    s.write_all(format!("GET {path} HTTP/1.1\r\nHost: t\r\nConnection: close\r\n\r\n").as_bytes())
+        .await?;
     let mut out = Vec::new();
     s.read_to_end(&mut out).await?;
     Ok(String::from_utf8_lossy(&out).into_owned())

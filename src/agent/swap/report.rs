@@ -1,24 +1,69 @@
 //! What the machine shows and guards: the status document it publishes after every event, and
-//! the watchdog that re-listens a shared listener an app shut down.
+//! the watchdog that replaces a shared listener an app shut down.
 
 use std::os::fd::AsFd;
+use std::sync::Arc;
 
 use super::Machine;
-use crate::agent::sockets::is_listening;
+use crate::agent::sockets::{Held, ListenSpec, is_listening};
 use crate::agent::status::{AppStatus, SlotStatus, SocketStatus, Status};
 
 impl Machine {
     /// An app calling shutdown(2) on the shared listener stops it for every holder; put it
     /// back with listen(2) on the same socket (queued connections at that moment are lost).
+    /// The watchdog. An app calling shutdown(2) on the shared listener stops it for every
+    /// holder, and listen(2) on it again does not bring it back. So: bind a fresh socket on the
+    /// same address (possible now that nothing listens there), hold it instead, and swap to
+    /// the idle slot so that the new socket gets into service. Connections queued on the dead
+    /// socket at that moment are lost: that damage is the app's, it can only be contained.
     pub(super) fn check_listeners(&mut self) {
-        let Some(socks) = &self.sockets else { return };
+        let Some(socks) = self.sockets.clone() else {
+            return;
+        };
+        if socks.iter().all(|h| is_listening(h.fd.as_fd())) {
+            return;
+        }
+        let mut fresh = Vec::with_capacity(socks.len());
         for h in socks.iter() {
-            if !is_listening(h.fd.as_fd()) {
-                tracing::error!(name = %h.name, "shared listener was shut down by a holder: re-listening");
-                if let Ok(b) = nix::sys::socket::Backlog::new(self.cfg.backlog)
-                    && nix::sys::socket::listen(&h.fd, b).is_ok()
-                {
-                    self.metrics.listener_repairs.inc();
+            if is_listening(h.fd.as_fd()) {
+                match h.fd.try_clone() {
+                    Ok(fd) => fresh.push(Held {
+                        name: h.name.clone(),
+                        spec: h.spec.clone(),
+                        bound: h.bound.clone(),
+                        fd,
+                        adopted: h.adopted,
+                    }),
+                    Err(e) => {
+                        tracing::error!(error = %e, "dup of a held socket failed");
+                        return;
+                    }
+                }
+                continue;
+            }
+            tracing::error!(name = %h.name, addr = %h.bound, "shared listener was shut down by a holder: binding a new one");
+            let spec = format!("{}={}", h.name, h.bound).parse::<ListenSpec>();
+            match spec
+                .map_err(|e| e.to_string())
+                .and_then(|s| Held::bind(&s, self.cfg.backlog).map_err(|e| e.to_string()))
+            {
+                Ok(n) => fresh.push(Held {
+                    spec: h.spec.clone(),
+                    ..n
+                }),
+                Err(e) => {
+                    tracing::error!(name = %h.name, error = %e, "cannot bind a replacement yet; retrying");
+                    return;
+                }
+            }
+        }
+        self.sockets = Some(Arc::new(fresh));
+        self.metrics.listener_repairs.inc();
+        if self.swap.is_none() {
+            match self.begin_swap(None) {
+                Ok(()) => tracing::info!("swapping to the idle slot to serve the new socket"),
+                Err(e) => {
+                    tracing::error!(error = %e, "the new socket serves nobody until the next swap")
                 }
             }
         }
