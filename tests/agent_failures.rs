@@ -252,26 +252,22 @@ async fn an_app_shutting_down_the_shared_listener_is_contained() {
     .await;
 }
 
-/// Opens /proc/PID/fd/N of the launcher's copy of the listener (a new reference to the same
-/// socket, as any holder has).
+/// A new reference to the launcher's copy of the listener (pidfd_getfd(2)), as any holder has.
 fn steal_listener(pid: u32, addr: &str) -> Option<std::os::fd::OwnedFd> {
+    use std::os::fd::AsFd;
     for e in std::fs::read_dir(format!("/proc/{pid}/fd")).ok()? {
         let e = e.ok()?;
         let link = std::fs::read_link(e.path()).ok()?;
         if !link.to_string_lossy().starts_with("socket:") {
             continue;
         }
-        // pidfd_getfd would be cleaner; opening a socket via /proc is not allowed, so use it.
         let n: i32 = e.file_name().to_string_lossy().parse().ok()?;
-        if let Some(fd) = pidfd_getfd(pid, n) {
-            if zdr::agent::sockets::local_addr(std::os::fd::AsFd::as_fd(&fd))
-                .ok()
-                .as_deref()
-                == Some(addr)
-                && zdr::agent::sockets::is_listening(std::os::fd::AsFd::as_fd(&fd))
-            {
-                return Some(fd);
-            }
+        let Some(fd) = pidfd_getfd(pid, n) else {
+            continue;
+        };
+        let here = zdr::agent::sockets::local_addr(fd.as_fd()).ok();
+        if here.as_deref() == Some(addr) && zdr::agent::sockets::is_listening(fd.as_fd()) {
+            return Some(fd);
         }
     }
     None
