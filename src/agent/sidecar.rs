@@ -192,6 +192,14 @@ async fn serve_conn(mut conn: Conn, id: u64, tx: mpsc::Sender<Event>, status: Sh
             format!("uid {} may not use this agent (only uid {me})", peer.0),
         )
         .await;
+        // Read what the peer already sent before closing, or the close becomes a reset that
+        // can destroy our answer before the peer reads it. Descriptors it sent are closed.
+        let _ = tokio::time::timeout(Duration::from_secs(1), async {
+            while let Ok(Some(_)) | Err(ConnError::Decode(_) | ConnError::MissingFds(..)) =
+                conn.recv::<serde_json::Value>().await
+            {}
+        })
+        .await;
         return;
     }
     loop {

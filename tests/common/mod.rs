@@ -102,3 +102,17 @@ pub async fn http_get(addr: SocketAddr, path: &str) -> std::io::Result<String> {
 pub fn fd_count(pid: u32) -> usize {
     zdr::agent::fds::count_open_fds(pid).expect("read /proc/PID/fd")
 }
+
+/// The fd count of `pid` once it equals `want`, or the last count after 5 s of polling (the
+/// server side of a just-closed connection is closed asynchronously).
+pub async fn settled_fd_count(pid: u32, want: usize) -> usize {
+    let mut n = fd_count(pid);
+    for _ in 0..50 {
+        if n == want {
+            break;
+        }
+        tokio::time::sleep(Duration::from_millis(100)).await;
+        n = fd_count(pid);
+    }
+    n
+}
