@@ -155,6 +155,12 @@ async fn exchange(s: &mut TcpStream, close: bool, buf: &mut Vec<u8>) -> Result<R
             }
         }
     }
+    // HTTP/1.0 closes after the response unless it says keep-alive.
+    if status.starts_with("HTTP/1.0")
+        && !head.to_ascii_lowercase().contains("connection: keep-alive")
+    {
+        conn_close = true;
+    }
     let Some(len) = len else {
         return Err(ReqError::Failed(format!("no Content-Length in {status:?}")));
     };
