@@ -150,8 +150,15 @@ async fn another_user_cannot_fetch_sockets_or_drive_the_agent() {
     }
     bounded(60, async {
         let mut pod = pod_ab(&[], &[]).await;
-        let ctl = |dir: &std::path::Path| {
-            let out = std::process::Command::new(agent())
+        // A copy of the binary that uid 65534 can execute wherever the checkout lives.
+        use std::os::unix::fs::PermissionsExt;
+        let bin = pod.dir.join("zdr-agent-copy");
+        std::fs::copy(agent(), &bin).unwrap();
+        std::fs::set_permissions(&bin, std::fs::Permissions::from_mode(0o755)).unwrap();
+        std::fs::set_permissions(&pod.dir, std::fs::Permissions::from_mode(0o755)).unwrap();
+        let b = bin.clone();
+        let ctl = move |dir: &std::path::Path| {
+            let out = std::process::Command::new(&b)
                 .args(["ctl", "--dir"])
                 .arg(dir)
                 .arg("status")
@@ -165,23 +172,18 @@ async fn another_user_cannot_fetch_sockets_or_drive_the_agent() {
             )
         };
         // File permissions stop it first (the socket is 0600).
-        let dir = pod.dir.clone();
-        let (ok, err) = tokio::task::spawn_blocking(move || ctl(&dir))
-            .await
-            .unwrap();
+        let (dir, c) = (pod.dir.clone(), ctl.clone());
+        let (ok, err) = tokio::task::spawn_blocking(move || c(&dir)).await.unwrap();
         assert!(!ok);
         assert!(err.contains("Permission denied"), "{err}");
         // With the file opened up by mistake, SO_PEERCRED still refuses it.
-        use std::os::unix::fs::PermissionsExt;
         std::fs::set_permissions(
             control_path(&pod.dir),
             std::fs::Permissions::from_mode(0o666),
         )
         .unwrap();
-        let dir = pod.dir.clone();
-        let (ok, err) = tokio::task::spawn_blocking(move || ctl(&dir))
-            .await
-            .unwrap();
+        let (dir, c) = (pod.dir.clone(), ctl.clone());
+        let (ok, err) = tokio::task::spawn_blocking(move || c(&dir)).await.unwrap();
         assert!(!ok);
         assert!(
             err.contains("may not use this agent"),
@@ -189,7 +191,7 @@ async fn another_user_cannot_fetch_sockets_or_drive_the_agent() {
             pod.log_tail("sidecar.log", 5)
         );
         // A launcher of another user gets no socket either.
-        let out = tokio::process::Command::new(agent())
+        let out = tokio::process::Command::new(&bin)
             .args(["exec", "--dir"])
             .arg(&pod.dir)
             .args([

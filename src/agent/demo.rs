@@ -98,7 +98,7 @@ pub async fn run(cfg: DemoConfig) -> Result<DemoSummary, PodError> {
     let mut summary = DemoSummary::default();
     for i in 0..cfg.swaps {
         tokio::time::sleep_until((load.started() + gap * (i + 1)).into()).await;
-        let to = if i % 2 == 0 { "b" } else { "a" };
+        let to = if i.is_multiple_of(2) { "b" } else { "a" };
         match pod.swap(Some(to)).await {
             Ok(r) if r.result == "succeeded" => {
                 summary.swaps += 1;

@@ -10,7 +10,10 @@
 //! - [`ctl`], [`cli`]: the local client, and command-line parsers.
 //! - [`demoapp`], [`loadgen`], [`pod`], [`demo`]: the demo app, the load generator, a local
 //!   pod of real processes, and `zdr demo`.
+//! - [`bench`], [`bench_haproxy`]: the hot-swap benchmark against naive and HAProxy reloads.
 
+pub mod bench;
+pub mod bench_haproxy;
 pub mod cli;
 pub mod conn;
 pub mod ctl;

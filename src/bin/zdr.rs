@@ -6,7 +6,7 @@ use std::time::Duration;
 
 use clap::{Parser, Subcommand};
 use zdr::agent::cli::parse_duration;
-use zdr::agent::demo;
+use zdr::agent::{bench, demo};
 
 #[derive(Parser)]
 #[command(name = "zdr", version, about = "zero-downtime rollouts")]
@@ -28,6 +28,25 @@ enum Cmd {
         /// Concurrent clients (half new-connection-per-request, half keep-alive).
         #[arg(long, default_value_t = 8)]
         workers: usize,
+        /// The zdr-agent binary (default: next to this one).
+        #[arg(long, env = "ZDR_AGENT_BIN")]
+        agent: Option<PathBuf>,
+    },
+    /// The hot-swap benchmark (run through hack/bench-hotswap).
+    #[command(hide = true)]
+    BenchHotswap {
+        /// Load duration per variant.
+        #[arg(long, default_value = "20s", value_parser = parse_duration)]
+        duration: Duration,
+        /// Swaps per variant.
+        #[arg(long, default_value_t = 5)]
+        swaps: u32,
+        /// Concurrent clients (half new-connection-per-request, half keep-alive).
+        #[arg(long, default_value_t = 8)]
+        workers: usize,
+        /// Pause between a client's requests.
+        #[arg(long, default_value = "1ms", value_parser = parse_duration)]
+        pause: Duration,
         /// The zdr-agent binary (default: next to this one).
         #[arg(long, env = "ZDR_AGENT_BIN")]
         agent: Option<PathBuf>,
@@ -56,6 +75,33 @@ fn main() -> ExitCode {
         }
     };
     match cli.cmd {
+        Cmd::BenchHotswap {
+            duration,
+            swaps,
+            workers,
+            pause,
+            agent,
+        } => {
+            if duration.as_secs_f64() > 300.0 || swaps == 0 {
+                eprintln!(
+                    "zdr bench-hotswap: --duration is capped at 300s and --swaps must be > 0"
+                );
+                return ExitCode::from(2);
+            }
+            let cfg = bench::BenchConfig {
+                agent: agent.unwrap_or_else(sibling_agent),
+                duration,
+                swaps,
+                workers,
+                pause,
+            };
+            let rows = rt.block_on(bench::run(&cfg));
+            println!(
+                "load: {workers} clients (half new connection per request, half keep-alive), {pause:?} pause, {duration:?} and {swaps} swaps per variant"
+            );
+            println!("{}", bench::table(&rows));
+            ExitCode::SUCCESS
+        }
         Cmd::Demo {
             swaps,
             duration,
