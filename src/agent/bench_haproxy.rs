@@ -129,11 +129,14 @@ impl Haproxy {
             .arg("-v")
             .output()
             .map(|o| {
-                String::from_utf8_lossy(&o.stdout)
-                    .lines()
-                    .next()
-                    .unwrap_or("")
-                    .to_owned()
+                let text = String::from_utf8_lossy(&o.stdout).into_owned();
+                // "HAProxy version 2.6.12-1+deb12u4 2026/…": keep name and version.
+                let words: Vec<&str> = text.split_whitespace().take(3).collect();
+                format!(
+                    "{} {}",
+                    words.first().unwrap_or(&""),
+                    words.get(2).unwrap_or(&"")
+                )
             })
             .unwrap_or_default();
         let master = Command::new(&self.bin)
