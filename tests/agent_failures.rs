@@ -286,3 +286,67 @@ fn pidfd_getfd(pid: u32, fd: i32) -> Option<std::os::fd::OwnedFd> {
         (got >= 0).then(|| std::os::fd::OwnedFd::from_raw_fd(got))
     }
 }
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn an_app_crash_keeps_the_socket_and_the_app_is_restarted() {
+    bounded(60, async {
+        let mut pod = pod_ab(&[], &[]).await;
+        let st = pod.status().await.unwrap();
+        let old = app_pid(&st, "a").unwrap();
+        // Crash the serving app itself (not its launcher).
+        nix::sys::signal::kill(nix::unistd::Pid::from_raw(old as i32), Signal::SIGKILL).unwrap();
+        // A request sent right away waits in the backlog and is served once an app runs again.
+        let resp = tokio::time::timeout(Duration::from_secs(15), http_get(pod.addr, "/"))
+            .await
+            .expect("request answered")
+            .expect("request not refused or reset");
+        assert!(resp.starts_with("HTTP/1.1 200"), "{resp}");
+        let st = pod
+            .wait_for(Duration::from_secs(10), |s| {
+                s.active_slot.is_some()
+                    && s.slots
+                        .iter()
+                        .any(|x| x.app.as_ref().is_some_and(|a| a.ready))
+            })
+            .await
+            .unwrap();
+        // The most recently active slot (a) is restarted; the socket is the same one.
+        assert_eq!(st.active_slot.as_deref(), Some("a"));
+        assert_ne!(app_pid(&st, "a"), Some(old));
+        assert!(st.sockets[0].listening && !st.sockets[0].adopted);
+        pod.shutdown(Duration::from_secs(10)).await;
+    })
+    .await;
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn an_app_without_ready_notification_is_ready_after_the_grace_period() {
+    bounded(60, async {
+        let mut pod = pod(&[]).await;
+        let v1 = pod.demo_app("v1", &[]);
+        pod.launch("a", "v1", &[], &v1).unwrap();
+        pod.wait_for(Duration::from_secs(15), |s| {
+            s.active_slot.as_deref() == Some("a")
+        })
+        .await
+        .unwrap();
+        let v2 = pod.demo_app("v2", &["--never-ready"]);
+        pod.launch("b", "v2", &["--ready-after", "700ms"], &v2)
+            .unwrap();
+        pod.wait_for(Duration::from_secs(10), |s| s.slots.len() == 2)
+            .await
+            .unwrap();
+        let load = load(pod.addr, 4, 60);
+        let r = pod.swap(Some("b")).await.unwrap();
+        assert_eq!(r.result, "succeeded", "{r:?}");
+        assert!(
+            r.ready_ms.unwrap() >= 700,
+            "ready before the grace period: {r:?}"
+        );
+        tokio::time::sleep(Duration::from_millis(300)).await;
+        load.stop();
+        assert_clean(&load.finish().await, "ready-after fallback");
+        pod.shutdown(Duration::from_secs(10)).await;
+    })
+    .await;
+}

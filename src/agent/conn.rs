@@ -202,3 +202,62 @@ impl Conn {
         Ok(bytes.len())
     }
 }
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::agent::protocol::{FromSidecar, ToSidecar};
+
+    #[tokio::test]
+    async fn more_than_253_fds_arrive_in_order_with_their_line() {
+        let (a, b) = UnixStream::pair().unwrap();
+        let (mut tx, mut rx) = (Conn::new(a), Conn::new(b));
+        // 300 distinct descriptors: more than one SCM_RIGHTS message can carry.
+        let pairs: Vec<(
+            std::os::unix::net::UnixStream,
+            std::os::unix::net::UnixStream,
+        )> = (0..150)
+            .map(|_| std::os::unix::net::UnixStream::pair().unwrap())
+            .collect();
+        let fds: Vec<BorrowedFd<'_>> = pairs
+            .iter()
+            .flat_map(|(x, y)| [x.as_fd(), y.as_fd()])
+            .collect();
+        let names: Vec<String> = (0..fds.len()).map(|i| format!("s{i}")).collect();
+        tx.send(
+            &FromSidecar::Start {
+                names: names.clone(),
+            },
+            &fds,
+        )
+        .await
+        .unwrap();
+        tx.send(&FromSidecar::Standby, &[]).await.unwrap();
+        let (m, got) = rx.recv::<FromSidecar>().await.unwrap().unwrap();
+        assert_eq!(m, FromSidecar::Start { names });
+        assert_eq!(got.len(), 300);
+        // Same sockets, same order: compare inode numbers.
+        let ino = |fd: BorrowedFd<'_>| nix::sys::stat::fstat(fd).unwrap().st_ino;
+        for (sent, recv) in fds.iter().zip(&got) {
+            assert_eq!(ino(*sent), ino(recv.as_fd()));
+            assert!(fds::is_cloexec(recv.as_fd()).unwrap());
+        }
+        let (m, got) = rx.recv::<FromSidecar>().await.unwrap().unwrap();
+        assert_eq!((m, got.len()), (FromSidecar::Standby, 0));
+    }
+
+    #[tokio::test]
+    async fn stray_fds_are_not_given_to_a_later_line() {
+        let (a, b) = UnixStream::pair().unwrap();
+        let mut rx = Conn::new(b);
+        let (x, _y) = std::os::unix::net::UnixStream::pair().unwrap();
+        // A line that announces nothing but carries an fd, then a line that announces one but
+        // carries none: the stray fd must not be handed to the second line.
+        fds::send_with_fds(a.as_fd(), b"{\"v\":1,\"type\":\"status\"}\n", &[x.as_fd()]).unwrap();
+        let (m, got) = rx.recv::<ToSidecar>().await.unwrap().unwrap();
+        assert_eq!((m, got.len()), (ToSidecar::Status, 0));
+        fds::send_with_fds(a.as_fd(), b"{\"v\":1,\"type\":\"status\",\"fds\":1}\n", &[]).unwrap();
+        let e = rx.recv::<ToSidecar>().await.unwrap_err();
+        assert!(matches!(e, ConnError::MissingFds(1, 0)), "{e}");
+    }
+}

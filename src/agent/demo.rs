@@ -65,6 +65,15 @@ impl DemoSummary {
 
 /// Runs the demo; progress goes to stderr.
 pub async fn run(cfg: DemoConfig) -> Result<DemoSummary, PodError> {
+    if !cfg.agent.is_file() {
+        return Err(PodError::Io(
+            format!(
+                "zdr-agent binary {} (build it: cargo build --bins)",
+                cfg.agent.display()
+            ),
+            std::io::Error::from(std::io::ErrorKind::NotFound),
+        ));
+    }
     let mut pod = LocalPod::start(PodOptions::new(&cfg.agent)).await?;
     eprintln!(
         "zdr demo: sidecar holds http={} (dir {})",
