@@ -165,3 +165,85 @@ async fn status_metrics_and_ctl_report_the_swap() {
     })
     .await;
 }
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_unix_socket_is_held_and_swapped_like_tcp() {
+    bounded(60, async {
+        let path = std::env::temp_dir().join(format!("zdr-unix-{}.sock", std::process::id()));
+        let mut o = zdr::agent::pod::PodOptions::new(agent());
+        o.listen = format!("http=unix:{}", path.display());
+        let mut pod = zdr::agent::pod::LocalPod::start(o).await.unwrap();
+        assert_eq!(pod.bound, format!("unix:{}", path.display()));
+        use std::os::unix::fs::PermissionsExt;
+        assert_eq!(
+            std::fs::metadata(&path).unwrap().permissions().mode() & 0o777,
+            0o660
+        );
+        let v1 = pod.demo_app("v1", &[]);
+        pod.launch("a", "v1", &[], &v1).unwrap();
+        pod.wait_for(Duration::from_secs(15), |s| {
+            s.active_slot.as_deref() == Some("a")
+        })
+        .await
+        .unwrap();
+        let v2 = pod.demo_app("v2", &[]);
+        pod.launch("b", "v2", &[], &v2).unwrap();
+        pod.wait_for(Duration::from_secs(15), |s| s.slots.len() == 2)
+            .await
+            .unwrap();
+
+        // Bounded client loop over the Unix socket, one connection per request, no retries.
+        let stop = std::sync::Arc::new(std::sync::atomic::AtomicBool::new(false));
+        let (p, st) = (path.clone(), stop.clone());
+        let client = tokio::spawn(async move {
+            let (mut ok, mut bad, mut versions) =
+                (0u32, Vec::new(), std::collections::BTreeSet::new());
+            for _ in 0..20_000 {
+                if st.load(std::sync::atomic::Ordering::Relaxed) {
+                    break;
+                }
+                let r = async {
+                    let mut s = tokio::net::UnixStream::connect(&p).await?;
+                    s.write_all(b"GET / HTTP/1.1\r\nHost: u\r\nConnection: close\r\n\r\n")
+                        .await?;
+                    let mut out = Vec::new();
+                    s.read_to_end(&mut out).await?;
+                    Ok::<String, std::io::Error>(String::from_utf8_lossy(&out).into_owned())
+                };
+                match tokio::time::timeout(Duration::from_secs(5), r).await {
+                    Ok(Ok(t)) if t.starts_with("HTTP/1.1 200") => {
+                        ok += 1;
+                        if let Some(v) = t.lines().find_map(|l| l.strip_prefix("X-Version: ")) {
+                            versions.insert(v.to_owned());
+                        }
+                    }
+                    other => bad.push(format!("{other:?}")),
+                }
+                tokio::time::sleep(Duration::from_millis(1)).await;
+            }
+            (ok, bad, versions)
+        });
+        tokio::time::sleep(Duration::from_millis(200)).await;
+        for i in 0..6 {
+            let r = pod
+                .swap(Some(if i % 2 == 0 { "b" } else { "a" }))
+                .await
+                .unwrap();
+            assert_eq!(r.result, "succeeded", "{r:?}");
+            tokio::time::sleep(Duration::from_millis(150)).await;
+        }
+        stop.store(true, std::sync::atomic::Ordering::Relaxed);
+        let (ok, bad, versions) = client.await.unwrap();
+        eprintln!("unix: ok={ok} bad={} versions={versions:?}", bad.len());
+        assert!(ok > 100, "too few requests: {ok}");
+        assert!(
+            bad.is_empty(),
+            "failed requests over the Unix socket: {:?}",
+            &bad[..bad.len().min(3)]
+        );
+        assert_eq!(versions.len(), 2, "{versions:?}");
+        pod.shutdown(Duration::from_secs(10)).await;
+        let _ = std::fs::remove_file(&path);
+    })
+    .await;
+}

@@ -60,8 +60,10 @@ impl PodOptions {
 pub struct LocalPod {
     /// The shared directory.
     pub dir: PathBuf,
-    /// Address of the `http` socket.
+    /// Address of the `http` socket when it is TCP (else 0.0.0.0:0).
     pub addr: SocketAddr,
+    /// The `http` socket as the sidecar reports it (`127.0.0.1:8080`, `unix:/path`).
+    pub bound: String,
     opts: PodOptions,
     sidecar: Option<Child>,
     launchers: BTreeMap<String, Child>,
@@ -87,7 +89,8 @@ impl LocalPod {
         std::fs::create_dir_all(&dir).map_err(|e| PodError::Io("pod dir".into(), e))?;
         let mut pod = LocalPod {
             dir,
-            addr: SocketAddr::from(([127, 0, 0, 1], 0)),
+            addr: SocketAddr::from(([0, 0, 0, 0], 0)),
+            bound: String::new(),
             opts,
             sidecar: None,
             launchers: BTreeMap::new(),
@@ -96,9 +99,12 @@ impl LocalPod {
         pod.start_sidecar().await?;
         let st = pod.status().await?;
         let sock = st.sockets.first().ok_or(PodError::NoSocket)?;
-        pod.addr = sock.addr.parse().map_err(|_| PodError::NoSocket)?;
-        // From now on the sidecar must keep this port, also across its restarts.
-        pod.opts.listen = format!("http={}", pod.addr);
+        pod.bound = sock.addr.clone();
+        if !pod.bound.starts_with("unix:") {
+            pod.addr = sock.addr.parse().map_err(|_| PodError::NoSocket)?;
+        }
+        // From now on the sidecar must keep this address, also across its restarts.
+        pod.opts.listen = format!("http={}", pod.bound);
         Ok(pod)
     }
 
