@@ -129,7 +129,7 @@ pub async fn run(cfg: LauncherConfig) -> Result<i32, LauncherError> {
             .and_then(|a| cfg.ready_after.map(|d| a.started + d));
         let kill_at = app.as_ref().and_then(|a| a.kill_at);
         tokio::select! {
-            msg = async { conn.as_mut().unwrap().recv::<FromSidecar>().await }, if conn.is_some() => match msg {
+            msg = recv_from(&mut conn), if conn.is_some() => match msg {
                 Ok(Some((m, got))) => {
                     match m {
                         FromSidecar::Start { names } => {
@@ -187,7 +187,7 @@ pub async fn run(cfg: LauncherConfig) -> Result<i32, LauncherError> {
                     Err(_) => reconnect_at = Some(Instant::now() + Duration::from_millis(100)),
                 }
             }
-            status = async { child.as_mut().unwrap().wait().await }, if child.is_some() => {
+            status = wait_for(&mut child), if child.is_some() => {
                 child = None;
                 notify = None;
                 let a = app.take();
@@ -200,7 +200,7 @@ pub async fn run(cfg: LauncherConfig) -> Result<i32, LauncherError> {
                 tracing::info!(slot = %cfg.slot, pid, ?code, signal = ?sig, "app exited");
                 send(&mut conn, &mut reconnect_at, &ToSidecar::Exited { pid, code, signal: sig }).await;
             }
-            n = async { notify.as_ref().unwrap().recv().await }, if notify.is_some() => {
+            n = notified(&notify), if notify.is_some() => {
                 if let (Ok(n), Some(a)) = (n, app.as_mut()) {
                     // READY=1 counts only from the app's own process (NotifyAccess=main).
                     let from_app = n.pid.is_none_or(|p| p == a.pid as i32);
@@ -239,6 +239,32 @@ pub async fn run(cfg: LauncherConfig) -> Result<i32, LauncherError> {
             _ = usr2.recv() => forward(&app, Signal::SIGUSR2),
             _ = quit.recv() => forward(&app, Signal::SIGQUIT),
         }
+    }
+}
+
+/// The next message from the sidecar; pending forever while disconnected.
+async fn recv_from(
+    conn: &mut Option<Conn>,
+) -> Result<Option<(FromSidecar, Vec<OwnedFd>)>, super::conn::ConnError> {
+    match conn.as_mut() {
+        Some(c) => c.recv::<FromSidecar>().await,
+        None => std::future::pending().await,
+    }
+}
+
+/// The app's exit; pending forever while no app runs.
+async fn wait_for(child: &mut Option<tokio::process::Child>) -> std::io::Result<ExitStatus> {
+    match child.as_mut() {
+        Some(c) => c.wait().await,
+        None => std::future::pending().await,
+    }
+}
+
+/// The next notification; pending forever while no app runs.
+async fn notified(n: &Option<NotifySocket>) -> std::io::Result<super::notify::Notification> {
+    match n.as_ref() {
+        Some(n) => n.recv().await,
+        None => std::future::pending().await,
     }
 }
 
