@@ -134,10 +134,11 @@ pub async fn run(cfg: DemoAppConfig) -> Result<i32, DemoAppError> {
     let (drain_tx, drain_rx) = watch::channel(false);
     let mut conns = JoinSet::new();
     let version: std::sync::Arc<str> = cfg.version.clone().into();
+    let mut listener = Some(listener);
     loop {
         tokio::select! {
             _ = drain_sig.recv() => break,
-            acc = accept(&listener) => match acc {
+            acc = accept_some(&listener) => match acc {
                 Ok(stream) => {
                     let v = version.clone();
                     let rx = drain_rx.clone();
@@ -146,6 +147,12 @@ pub async fn run(cfg: DemoAppConfig) -> Result<i32, DemoAppError> {
                         Accepted::Tcp(s) => { conns.spawn(serve_conn(s, v, rx, idle)); }
                         Accepted::Unix(s) => { conns.spawn(serve_conn(s, v, rx, idle)); }
                     }
+                }
+                Err(e) if e.raw_os_error() == Some(nix::libc::EINVAL) => {
+                    // The shared listener was shut down (by someone else): nothing more to
+                    // accept here; keep serving open connections until told to drain.
+                    eprintln!("demo-app: listener is no longer listening; stopped accepting");
+                    listener = None;
                 }
                 Err(e) => {
                     // EMFILE and the like: back off instead of spinning.
@@ -166,6 +173,14 @@ pub async fn run(cfg: DemoAppConfig) -> Result<i32, DemoAppError> {
 enum Accepted {
     Tcp(tokio::net::TcpStream),
     Unix(tokio::net::UnixStream),
+}
+
+/// Accepts from the listener; pending forever once there is none.
+async fn accept_some(l: &Option<Listener>) -> std::io::Result<Accepted> {
+    match l {
+        Some(l) => accept(l).await,
+        None => std::future::pending().await,
+    }
 }
 
 async fn accept(l: &Listener) -> std::io::Result<Accepted> {
