@@ -133,7 +133,7 @@ async fn a_second_swap_is_refused_while_one_runs() {
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
-async fn sidecar_crash_and_restart_keeps_the_socket_and_every_connection() {
+async fn sidecar_crash_and_upgrade_keep_the_socket_and_every_connection() {
     bounded(90, async {
         let mut pod = pod_ab(&[], &[]).await;
         let addr = pod.addr;
@@ -158,8 +158,8 @@ async fn sidecar_crash_and_restart_keeps_the_socket_and_every_connection() {
         // The recovered sidecar swaps as before.
         let r = pod.swap(Some("b")).await.unwrap();
         assert_eq!(r.result, "succeeded", "{r:?}");
-        // And survives a second crash, now with b active.
-        pod.kill_sidecar().await;
+        // And survives an upgrade-style stop (SIGTERM) and restart, now with b active.
+        pod.stop_sidecar().await;
         pod.start_sidecar().await.unwrap();
         let st = pod
             .wait_for(Duration::from_secs(15), |s| {

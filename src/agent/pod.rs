@@ -149,6 +149,22 @@ impl LocalPod {
         }
     }
 
+    /// Stops the sidecar gracefully (SIGTERM, as for an upgrade) and reaps it.
+    pub async fn stop_sidecar(&mut self) {
+        if let Some(mut c) = self.sidecar.take() {
+            if let Some(pid) = c.id() {
+                let _ = nix::sys::signal::kill(Pid::from_raw(pid as i32), Signal::SIGTERM);
+            }
+            if tokio::time::timeout(Duration::from_secs(10), c.wait())
+                .await
+                .is_err()
+            {
+                let _ = c.start_kill();
+                let _ = c.wait().await;
+            }
+        }
+    }
+
     /// Starts a launcher for `slot` running `cmd` (`exec_args` go before `--`).
     pub fn launch(
         &mut self,
