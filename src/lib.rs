@@ -3,9 +3,14 @@
 //!
 //! The tree mirrors the architecture:
 //! - [`crd`]: the `ZeroDowntimeRollout` API types (the contract users see).
+//! - [`planner`]: the pure rollout planner (observed pods + spec + time -> actions).
+//! - [`controller`]: the reconcile pipeline around it, and everything that talks to the API server.
+//! - [`plugin`]: `kubectl zdr`.
+//! - [`agent`]: the in-pod agent, `zdr-agent` (socket-holding sidecar, launchers, hot swap).
 //! - [`telemetry`]: logging set-up shared by every binary.
 //! - [`observe`]: the `/livez`, `/readyz`, `/metrics` HTTP server shared by controller and agent.
 
+pub mod agent;
 pub mod controller;
 pub mod crd;
 pub mod observe;
