@@ -2,10 +2,12 @@
 //! application processes without dropping a connection.
 //!
 //! The tree mirrors the architecture:
+//! - [`analysis`]: SLO analysis against Prometheus (conditions, run state machine, burn rates).
 //! - [`crd`]: the `ZeroDowntimeRollout` API types (the contract users see).
 //! - [`telemetry`]: logging set-up shared by every binary.
 //! - [`observe`]: the `/livez`, `/readyz`, `/metrics` HTTP server shared by controller and agent.
 
+pub mod analysis;
 pub mod controller;
 pub mod crd;
 pub mod observe;

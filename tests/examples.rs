@@ -223,7 +223,9 @@ fn canary_example_steps_routing_and_analysis() {
         .iter()
         .find(|m| m.name == "error-rate")
         .expect("an error-rate metric");
-    assert!(metric.query.contains("{{revision}}"), "{}", metric.query);
+    let query = metric.query.as_deref().expect("a query metric");
+    assert!(query.contains("{{revision}}"), "{query}");
+    zdr::analysis::validate(analysis).expect("the analysis validates");
     assert!(metric.success_condition.is_some() || metric.failure_condition.is_some());
 }
 
