@@ -189,7 +189,6 @@ pub async fn step(
         .as_ref()
         .and_then(|s| s.analysis.clone())
         .filter(|a| a.revision == vars.revision);
-    let fresh = prev.is_none();
     let mut prev = prev;
     if let Some(a) = prev.as_mut() {
         apply_resume(spec, a, token.as_deref(), zdr.spec.paused, now);
@@ -203,8 +202,8 @@ pub async fn step(
         Err(e) => Err(e),
     };
     let mut out = analysis::step(spec, prev.as_ref(), provider_ref, vars, now, None).await;
-    if fresh {
-        // A resume annotation left from an earlier revision does not resume this run.
+    if out.status.phase != AnalysisPhase::Inconclusive {
+        // Only a resume requested after the run turned inconclusive resumes it.
         out.status.resume_token = token;
     }
     out
@@ -225,5 +224,70 @@ pub fn failure_note(st: &AnalysisStatus) -> String {
             m.message.as_deref().unwrap_or_default()
         ),
         None => st.message.clone().unwrap_or_default(),
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::analysis::run::{Outcome, record, start};
+
+    fn inconclusive() -> (AnalysisSpec, AnalysisStatus) {
+        let spec: AnalysisSpec = serde_json::from_value(serde_json::json!({
+            "prometheus": {"address": "http://p"},
+            "metrics": [{"name": "m", "query": "q", "successCondition": "result < 1"}],
+        }))
+        .unwrap();
+        let t = Timestamp::from_second(1_780_000_000).unwrap();
+        let mut st = start(&spec, "abc", t);
+        let o = Outcome {
+            phase: AnalysisPhase::Inconclusive,
+            value: None,
+            query: "q".into(),
+            message: None,
+        };
+        record(&spec, &mut st, 0, o, t, t);
+        st.resume_token = Some("old".into());
+        (spec, st)
+    }
+
+    #[test]
+    fn a_new_annotation_value_or_a_pause_toggle_resumes() {
+        let now = Timestamp::from_second(1_780_000_100).unwrap();
+        let (spec, mut st) = inconclusive();
+        assert!(!apply_resume(&spec, &mut st, Some("old"), false, now));
+        assert!(apply_resume(&spec, &mut st, Some("new"), false, now));
+        assert_eq!(st.phase, AnalysisPhase::Running);
+        assert_eq!(st.resume_token.as_deref(), Some("new"));
+
+        let (spec, mut st) = inconclusive();
+        assert!(
+            !apply_resume(&spec, &mut st, Some("old"), true, now),
+            "paused: armed"
+        );
+        assert!(st.resume_armed);
+        assert!(
+            apply_resume(&spec, &mut st, Some("old"), false, now),
+            "unpaused: resumed"
+        );
+        assert_eq!(st.phase, AnalysisPhase::Running);
+        assert!(!st.resume_armed);
+    }
+
+    #[test]
+    fn crash_loops_are_seen_on_the_new_revision_only() {
+        let pod = |rev: &str, restarts: i32| {
+            Arc::new(
+                serde_json::from_value::<Pod>(serde_json::json!({
+                    "metadata": {"name": format!("p-{rev}"), "labels": {REVISION_LABEL: rev}},
+                    "status": {"containerStatuses": [{"name": "app", "image": "i", "imageID": "",
+                        "ready": false, "restartCount": restarts}]},
+                }))
+                .unwrap(),
+            )
+        };
+        assert_eq!(crash_looping(&[pod("old", 9), pod("new", 2)], "new"), None);
+        let why = crash_looping(&[pod("new", 3)], "new").unwrap();
+        assert!(why.contains("p-new") && why.contains("3 restarts"), "{why}");
     }
 }

@@ -23,7 +23,9 @@ use super::revisions;
 use super::status::{self, Outcome};
 use super::validate::{self, Valid};
 use crate::analysis::Verdict;
-use crate::crd::{REVISION_LABEL, ZeroDowntimeRollout, ZeroDowntimeRolloutStatus};
+use crate::crd::{
+    ABORT_ANNOTATION, REVISION_LABEL, ZeroDowntimeRollout, ZeroDowntimeRolloutStatus,
+};
 use crate::planner::{self, Params, Progress};
 
 /// Entry point for `kube::runtime::Controller`.
@@ -189,7 +191,17 @@ async fn reconcile_one(zdr: &ZeroDowntimeRollout, ctx: &Context) -> Result<Actio
     let mut held: Option<(String, String)> = None;
     let mut analysis_status = prev.analysis.clone();
     let abortable = stable.as_deref().filter(|st| *st != update_hash);
-    if let (Some(spec), Some(st), None) = (&zdr.spec.analysis, abortable, &aborted) {
+    if let (Some(st), None) = (abortable, &aborted)
+        && zdr.annotations().get(ABORT_ANNOTATION) == Some(&update_hash)
+    {
+        abort = Some((
+            "AbortedByUser",
+            format!(
+                "annotation {ABORT_ANNOTATION} names revision {update_hash}: rolling back to {st}"
+            ),
+        ));
+    }
+    if let (Some(spec), Some(st), None, None) = (&zdr.spec.analysis, abortable, &aborted, &abort) {
         if let Some(why) = analysis::crash_looping(&obs.owned, &update_hash) {
             abort = Some(("CanaryCrashLooping", format!("{why}: rolling back to {st}")));
         } else {

@@ -898,4 +898,47 @@ mod analysis {
         assert_eq!(task.await.unwrap().unwrap(), Action::await_change());
         assert!(fake.queries.lock().unwrap().is_empty());
     }
+
+    #[tokio::test]
+    async fn the_abort_annotation_rolls_back_without_measuring() {
+        let fake = Fake::new(Sample::Scalar(0.0));
+        let mut h = harness_with(NOW, Arc::new(Factory(fake.clone())));
+        let (mut zdr, old, new) = mid_rollout(&mut h);
+        with_analysis(&mut zdr);
+        zdr.metadata.annotations = Some([("zdr.dev/abort".to_string(), new.clone())].into());
+        add(
+            &mut h.pods,
+            owned_pod("old-a", &old, true, Some("True"), json!({})),
+        );
+        add(
+            &mut h.pods,
+            owned_pod("new-a", &new, true, Some("True"), json!({})),
+        );
+        let task = tokio::spawn(reconcile(Arc::new(zdr), h.ctx.clone()));
+        let ev = h
+            .api
+            .expect(
+                Method::POST,
+                "/apis/events.k8s.io/v1/namespaces/ns/events?",
+                event_reply(),
+            )
+            .await;
+        assert_eq!(ev["body"]["reason"], "AbortedByUser");
+        h.api
+            .expect(
+                Method::POST,
+                "/api/v1/namespaces/ns/pods?&fieldManager=zdr-controller",
+                pod_reply("p"),
+            )
+            .await;
+        let status = h
+            .api
+            .expect(Method::PATCH, STATUS_PATH, status_reply())
+            .await;
+        let s = &status["body"]["status"];
+        assert_eq!(s["phase"], "Aborted");
+        assert_eq!(cond(s, "Aborted")["reason"], "AbortedByUser");
+        task.await.unwrap().unwrap();
+        assert!(fake.queries.lock().unwrap().is_empty());
+    }
 }

@@ -27,6 +27,10 @@ pub const READINESS_GATE: &str = "zdr.dev/serving";
 /// inconclusive (`kubectl zdr resume` does it).
 pub const RESUME_ANALYSIS_ANNOTATION: &str = "zdr.dev/resume-analysis";
 
+/// Annotation on a rollout: set to the update revision's hash, it aborts that update and rolls
+/// back to the stable revision (`kubectl zdr abort` does it).
+pub const ABORT_ANNOTATION: &str = "zdr.dev/abort";
+
 /// The CRD as YAML, exactly as committed under `crds/`.
 pub fn crd_yaml() -> String {
     let crd = ZeroDowntimeRollout::crd();
