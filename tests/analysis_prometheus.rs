@@ -4,8 +4,10 @@
 //! `timeout`), and queries are evaluated at a fixed time through the real provider.
 //!
 //! Cases: pass, fail, empty result, NaN, a query Prometheus refuses, a down server (closed
-//! port), a slow server (a loopback listener that never answers), and an SLO burn rate.
-//! Without the binaries the test prints a loud SKIP, unless `ZDR_REQUIRE_PROMETHEUS=1`.
+//! port), a slow server (a loopback listener that never answers), and an SLO burn rate; then
+//! HTTPS with a test CA (made with the `openssl` command), without it, and custom headers and a
+//! bearer token as a server sees them. Without the binaries the tests print a loud SKIP,
+//! unless `ZDR_REQUIRE_PROMETHEUS=1` (set by `.ci/run`) makes that a failure.
 
 use std::fmt::Write as _;
 use std::net::TcpListener;
@@ -105,20 +107,31 @@ fn run(cmd: &mut Command) {
     );
 }
 
-fn start(prometheus: &Path, promtool: &Path, end: i64) -> Server {
+fn temp_dir(what: &str) -> PathBuf {
     let dir = std::env::temp_dir().join(format!(
-        "zdr-prom-{}-{}",
+        "zdr-{what}-{}-{}",
         std::process::id(),
         Timestamp::now().as_nanosecond()
     ));
+    std::fs::create_dir_all(dir.join("data")).unwrap();
+    dir
+}
+
+fn start(prometheus: &Path, promtool: &Path, end: i64) -> Server {
+    let dir = temp_dir("prom");
     let data = dir.join("data");
-    std::fs::create_dir_all(&data).unwrap();
     let om = dir.join("input.om");
     std::fs::write(&om, openmetrics(end)).unwrap();
     run(Command::new(promtool)
         .args(["tsdb", "create-blocks-from", "openmetrics"])
         .arg(&om)
         .arg(&data));
+    spawn(prometheus, dir, &[])
+}
+
+/// Runs prometheus on an empty config in `dir` (whose `data` holds the TSDB).
+fn spawn(prometheus: &Path, dir: PathBuf, extra: &[String]) -> Server {
+    let data = dir.join("data");
     let config = dir.join("prometheus.yml");
     std::fs::write(
         &config,
@@ -134,12 +147,29 @@ fn start(prometheus: &Path, promtool: &Path, end: i64) -> Server {
         .arg(format!("--storage.tsdb.path={}", data.display()))
         .arg(format!("--web.listen-address={addr}"))
         .arg("--storage.tsdb.retention.time=30d")
+        .args(extra)
         .stdin(Stdio::null())
         .stdout(log.try_clone().unwrap())
         .stderr(log)
         .spawn()
         .expect("prometheus starts");
     Server { child, dir, addr }
+}
+
+async fn wait_ready(server: &Server, prom: &PrometheusProvider) {
+    let ready_by = Instant::now() + Duration::from_secs(60);
+    loop {
+        match prom.query("vector(1)", None).await {
+            Ok(_) => return,
+            Err(_) if Instant::now() < ready_by => {
+                tokio::time::sleep(Duration::from_millis(200)).await;
+            }
+            Err(e) => panic!(
+                "prometheus did not come up: {e}\n{}",
+                std::fs::read_to_string(server.dir.join("prometheus.log")).unwrap_or_default()
+            ),
+        }
+    }
 }
 
 fn provider(addr: &str, timeout: Duration) -> PrometheusProvider {
@@ -174,16 +204,24 @@ fn vars(rev: &str) -> Vars {
     }
 }
 
-#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
-async fn analysis_against_a_real_prometheus() {
-    let (Some(prometheus), Some(promtool)) = (which("prometheus"), which("promtool")) else {
+/// The binaries, or None after a loud SKIP (a failure with `ZDR_REQUIRE_PROMETHEUS=1`).
+fn binaries(test: &str) -> Option<(PathBuf, PathBuf)> {
+    let found = which("prometheus").zip(which("promtool"));
+    if found.is_none() {
         if std::env::var("ZDR_REQUIRE_PROMETHEUS").as_deref() == Ok("1") {
             panic!("ZDR_REQUIRE_PROMETHEUS=1 but prometheus/promtool are not on PATH");
         }
         eprintln!(
-            "\n*** SKIPPED analysis_against_a_real_prometheus: prometheus/promtool not found \
+            "\n*** SKIPPED {test}: prometheus/promtool not found \
              (apt-get install prometheus, or set ZDR_REQUIRE_PROMETHEUS=1 to make this fatal) ***\n"
         );
+    }
+    found
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn analysis_against_a_real_prometheus() {
+    let Some((prometheus, promtool)) = binaries("analysis_against_a_real_prometheus") else {
         return;
     };
     let started = Instant::now();
@@ -192,20 +230,7 @@ async fn analysis_against_a_real_prometheus() {
     let at = Some(Timestamp::from_second(end).unwrap());
     let server = start(&prometheus, &promtool, end);
     let prom = provider(&server.addr, Duration::from_secs(5));
-    let ready_by = Instant::now() + Duration::from_secs(60);
-    loop {
-        match prom.query("vector(1)", None).await {
-            Ok(_) => break,
-            Err(e) if Instant::now() < ready_by => {
-                let _ = e;
-                tokio::time::sleep(Duration::from_millis(200)).await;
-            }
-            Err(e) => panic!(
-                "prometheus did not come up: {e}\n{}",
-                std::fs::read_to_string(server.dir.join("prometheus.log")).unwrap_or_default()
-            ),
-        }
-    }
+    wait_ready(&server, &prom).await;
     eprintln!("prometheus ready after {:?}", started.elapsed());
 
     // Raw answers.
@@ -368,4 +393,116 @@ async fn analysis_against_a_real_prometheus() {
 
     drop(server);
     eprintln!("total {:?}", started.elapsed());
+}
+
+/// A CA and a certificate for 127.0.0.1 signed by it, made with the openssl command line.
+fn certificates(dir: &Path) -> bool {
+    let sh = format!(
+        "set -e; cd {dir}; \
+         openssl req -x509 -newkey ec -pkeyopt ec_paramgen_curve:prime256v1 -nodes -keyout ca.key -out ca.crt -days 1 -subj /CN=zdr-test-ca; \
+         openssl req -newkey ec -pkeyopt ec_paramgen_curve:prime256v1 -nodes -keyout server.key -out server.csr -subj /CN=127.0.0.1; \
+         printf 'subjectAltName=IP:127.0.0.1\\nbasicConstraints=CA:FALSE\\n' > ext; \
+         openssl x509 -req -in server.csr -CA ca.crt -CAkey ca.key -CAcreateserial -out server.crt -days 1 -extfile ext",
+        dir = dir.display()
+    );
+    Command::new("sh")
+        .args(["-c", &sh])
+        .output()
+        .is_ok_and(|o| o.status.success())
+}
+
+/// HTTPS with the CA from settings (as read from a Secret), and what happens without it; custom
+/// headers and the bearer token reach the server.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn tls_ca_headers_and_bearer_token() {
+    let Some((prometheus, _)) = binaries("tls_ca_headers_and_bearer_token") else {
+        return;
+    };
+    // Headers: a loopback server that records the request head and answers like Prometheus.
+    let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
+    let addr = listener.local_addr().unwrap();
+    let seen = tokio::spawn(async move {
+        use tokio::io::{AsyncReadExt, AsyncWriteExt};
+        let (mut sock, _) = listener.accept().await.unwrap();
+        let mut buf = vec![0u8; 16384];
+        let mut n = 0;
+        while !buf[..n].windows(4).any(|w| w == b"\r\n\r\n") {
+            n += sock.read(&mut buf[n..]).await.unwrap();
+        }
+        let body = r#"{"status":"success","data":{"resultType":"scalar","result":[1,"0.5"]}}"#;
+        let reply = format!(
+            "HTTP/1.1 200 OK\r\ncontent-type: application/json\r\ncontent-length: {}\r\nconnection: close\r\n\r\n{body}",
+            body.len()
+        );
+        sock.write_all(reply.as_bytes()).await.unwrap();
+        String::from_utf8_lossy(&buf[..n]).to_lowercase()
+    });
+    let with_headers = PrometheusProvider::new(&PrometheusSettings {
+        address: format!("http://{addr}"),
+        timeout: Duration::from_secs(5),
+        headers: vec![("X-Scope-OrgID".into(), "shop".into())],
+        bearer_token: Some("s3cret\n".into()),
+        ..PrometheusSettings::default()
+    })
+    .unwrap();
+    assert_eq!(
+        with_headers.query("vector(1)", None).await.unwrap(),
+        Sample::Scalar(0.5)
+    );
+    let head = seen.await.unwrap();
+    assert!(head.contains("authorization: bearer s3cret\r\n"), "{head}");
+    assert!(head.contains("x-scope-orgid: shop\r\n"), "{head}");
+
+    // TLS: prometheus serving HTTPS with a certificate from a test CA.
+    let dir = temp_dir("prom-tls");
+    if !certificates(&dir) {
+        assert!(
+            std::env::var("ZDR_REQUIRE_PROMETHEUS").as_deref() != Ok("1"),
+            "ZDR_REQUIRE_PROMETHEUS=1 but the openssl command is missing or failed"
+        );
+        eprintln!(
+            "\n*** SKIPPED the TLS part of tls_ca_headers_and_bearer_token: the openssl command is missing or failed ***\n"
+        );
+        let _ = std::fs::remove_dir_all(&dir);
+        return;
+    }
+    std::fs::write(
+        dir.join("web.yml"),
+        format!(
+            "tls_server_config:\n  cert_file: {0}/server.crt\n  key_file: {0}/server.key\n",
+            dir.display()
+        ),
+    )
+    .unwrap();
+    let ca = std::fs::read(dir.join("ca.crt")).unwrap();
+    let web = format!("--web.config.file={}", dir.join("web.yml").display());
+    let server = spawn(&prometheus, dir, &[web]);
+    let https = |ca: Option<Vec<u8>>, insecure: bool| {
+        PrometheusProvider::new(&PrometheusSettings {
+            address: format!("https://{}", server.addr),
+            timeout: Duration::from_secs(5),
+            ca_pem: ca,
+            insecure_skip_verify: insecure,
+            ..PrometheusSettings::default()
+        })
+        .unwrap()
+    };
+    let trusted = https(Some(ca), false);
+    wait_ready(&server, &trusted).await;
+    let ok = trusted.query("vector(1)", None).await.unwrap();
+    eprintln!("https with the CA: {ok:?}");
+    assert_eq!(ok.values(), vec![1.0]);
+    let e = https(None, false)
+        .query("vector(1)", None)
+        .await
+        .unwrap_err();
+    eprintln!("https without the CA: {e}");
+    assert!(e.message.to_lowercase().contains("certificate"), "{e}");
+    assert!(https(None, true).query("vector(1)", None).await.is_ok());
+    let bad_ca = PrometheusProvider::new(&PrometheusSettings {
+        address: "https://127.0.0.1:1".into(),
+        ca_pem: Some(b"not a certificate".to_vec()),
+        ..PrometheusSettings::default()
+    });
+    assert!(bad_ca.is_err(), "an unreadable CA is refused up front");
 }

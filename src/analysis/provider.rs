@@ -167,9 +167,12 @@ impl PrometheusProvider {
             .default_headers(headers)
             .no_proxy();
         if let Some(pem) = &settings.ca_pem {
-            for cert in reqwest::Certificate::from_pem_bundle(pem)
-                .map_err(|e| bad(format!("CA certificate: {e}")))?
-            {
+            let certs = reqwest::Certificate::from_pem_bundle(pem)
+                .map_err(|e| bad(format!("CA certificate: {e}")))?;
+            if certs.is_empty() {
+                return Err(bad("the CA holds no PEM certificate".into()));
+            }
+            for cert in certs {
                 builder = builder.add_root_certificate(cert);
             }
         }
