@@ -167,3 +167,19 @@ async fn a_failing_analysis_aborts_the_update_and_rolls_back_to_stable() {
     );
     env.teardown().await;
 }
+
+/// Runs without a cluster: the fake answers in a shape the real provider reads, so a failure of
+/// the e2e test above is about the controller, not the fake.
+#[tokio::test]
+async fn the_fake_prometheus_answers_like_prometheus() {
+    use zdr::analysis::provider::{MetricsProvider, PrometheusProvider, PrometheusSettings};
+    let address = fake_prometheus().await;
+    let p = PrometheusProvider::new(&PrometheusSettings {
+        address,
+        timeout: std::time::Duration::from_secs(5),
+        ..PrometheusSettings::default()
+    })
+    .expect("provider");
+    let sample = p.query("up", None).await.expect("an answer");
+    assert_eq!(sample.values(), vec![0.2]);
+}
