@@ -162,6 +162,10 @@ pub async fn step(
     now: Timestamp,
     at: Option<Timestamp>,
 ) -> Step {
+    // Status keeps whole seconds (metav1.Time): so does the run, so that a run read back from
+    // status after a restart is exactly the run that was written.
+    let seconds = |t: Timestamp| Timestamp::from_second(t.as_second()).unwrap_or(t);
+    let now = seconds(now);
     let mut st = match prev {
         Some(p) if p.revision == vars.revision => p.clone(),
         _ => run::start(spec, &vars.revision, now),
@@ -175,9 +179,10 @@ pub async fn step(
         measure(metric, provider, vars, at)
     }))
     .await;
-    let finished = now
-        .checked_add(jiff::SignedDuration::try_from(clock.elapsed()).unwrap_or_default())
-        .unwrap_or(now);
+    let finished = seconds(
+        now.checked_add(jiff::SignedDuration::try_from(clock.elapsed()).unwrap_or_default())
+            .unwrap_or(now),
+    );
     for (i, o) in due.into_iter().zip(outcomes) {
         run::record(spec, &mut st, i, o, now, finished);
     }

@@ -3,6 +3,8 @@
 
 use std::sync::Mutex;
 
+use proptest::prelude::*;
+
 use super::provider::{ErrorKind, QueryFuture};
 use super::run::run_tests_spec as spec;
 use super::*;
@@ -175,4 +177,42 @@ fn validation_names_the_metric_and_the_position() {
     s.metrics[0].query = Some("x".into());
     s.metrics.push(s.metrics[0].clone());
     assert!(validate(&s).unwrap_err().contains("twice"));
+}
+
+/// One scripted answer.
+fn answer(kind: u8, v: f64) -> Result<Sample, ProviderError> {
+    match kind % 4 {
+        0 => Ok(Sample::Scalar(v)),
+        1 => Ok(Sample::Vector(vec![])),
+        2 => Ok(Sample::Scalar(f64::NAN)),
+        _ => Err(ProviderError::new(ErrorKind::Timeout, "slow")),
+    }
+}
+
+proptest! {
+    #![proptest_config(ProptestConfig { cases: 64, ..ProptestConfig::default() })]
+
+    /// A controller that restarts between any two reconciles (the run read back from its JSON
+    /// status) takes exactly the measurements, and reaches exactly the verdicts, of one that
+    /// never restarts.
+    #[test]
+    fn a_restart_anywhere_changes_nothing(
+        script in proptest::collection::vec((0u8..4, 0.0f64..0.02, 1i64..90), 1..12),
+        fl in 0i32..3, il in 0i32..3, el in 0i32..3,
+    ) {
+        let s = spec(serde_json::json!({"failureLimit": fl, "inconclusiveLimit": il, "consecutiveErrorLimit": el}));
+        let rt = tokio::runtime::Builder::new_current_thread().build().unwrap();
+        let (mut kept, mut restored): (Option<AnalysisStatus>, Option<AnalysisStatus>) = (None, None);
+        let mut now = 0;
+        for (kind, v, dt) in script {
+            now += dt;
+            let p = Scripted { answers: vec![("", answer(kind, v))], ..Default::default() };
+            let a = rt.block_on(step(&s, kept.as_ref(), Ok(&p), &vars(), t(now), None));
+            let b = rt.block_on(step(&s, restored.as_ref(), Ok(&p), &vars(), t(now), None));
+            prop_assert_eq!(&a, &b);
+            kept = Some(a.status);
+            let json = serde_json::to_string(&b.status).unwrap();
+            restored = Some(serde_json::from_str(&json).unwrap());
+        }
+    }
 }
