@@ -209,6 +209,35 @@ pub async fn step(
     out
 }
 
+/// What the update still waits for before it may become stable: the run to succeed (with
+/// `count`), else a successful measurement of every metric. None when nothing.
+pub fn waiting(spec: &AnalysisSpec, st: &AnalysisStatus) -> Option<String> {
+    if st.phase == AnalysisPhase::Successful {
+        return None;
+    }
+    if let Some(count) = spec.count {
+        return Some(format!(
+            "the analysis completes ({count} measurement(s) of each metric)"
+        ));
+    }
+    let pending: Vec<&str> = st
+        .metrics
+        .iter()
+        .filter(|m| m.successful == 0)
+        .map(|m| m.name.as_str())
+        .collect();
+    (!pending.is_empty() || st.phase != AnalysisPhase::Running).then(|| {
+        format!(
+            "the analysis has a successful measurement of {}",
+            if pending.is_empty() {
+                "every metric".to_string()
+            } else {
+                pending.join(", ")
+            }
+        )
+    })
+}
+
 /// Describes the failing metric: its name, last value and resolved query.
 pub fn failure_note(st: &AnalysisStatus) -> String {
     let failing = st

@@ -296,6 +296,25 @@ async fn reconcile_one(zdr: &ZeroDowntimeRollout, ctx: &Context) -> Result<Actio
     if let (Some((_, message)), None) = (&held, &aborted) {
         summary.message = format!("{}; {message}", summary.message);
     }
+    // With an analysis, the update becomes stable only once it was measured good: a fast
+    // rollout is not declared Healthy before its first successful measurements.
+    let mut complete = plan.complete;
+    if let (true, None, Some(spec), Some(a)) = (
+        plan.complete,
+        &aborted,
+        &zdr.spec.analysis,
+        analysis_status.as_ref().filter(|_| abortable.is_some()),
+    ) && let Some(waiting) = analysis::waiting(spec, a)
+    {
+        complete = false;
+        if held.is_none() {
+            summary.phase = crate::crd::Phase::Progressing;
+        }
+        summary.message = format!(
+            "{}/{} updated, {} available; revision {update_hash} becomes stable once {waiting}",
+            plan.counts.updated, zdr.spec.replicas, plan.counts.available
+        );
+    }
 
     // Apply: serving gates for new pods, creations, removals and the retiring pods' drain.
     wake.extend(plan.requeue_after);
@@ -355,7 +374,7 @@ async fn reconcile_one(zdr: &ZeroDowntimeRollout, ctx: &Context) -> Result<Actio
     }
 
     // Stable revision: the update revision once it completed (not after an abort).
-    let stable_after = if plan.complete && aborted.is_none() {
+    let stable_after = if complete && aborted.is_none() {
         Some(update_hash.clone())
     } else {
         stable.clone()
@@ -381,7 +400,7 @@ async fn reconcile_one(zdr: &ZeroDowntimeRollout, ctx: &Context) -> Result<Actio
         Outcome {
             counts: plan.counts,
             summary: &summary,
-            complete: plan.complete,
+            complete,
             replicas: zdr.spec.replicas,
             min_available: prm.min_available(),
             update_revision: &update_hash,

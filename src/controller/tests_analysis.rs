@@ -491,3 +491,79 @@ async fn a_missing_secret_is_an_error_measurement_not_a_failure() {
     );
     assert!(fake.queries.lock().unwrap().is_empty());
 }
+
+/// Every pod already runs the update (2 of 2, available); only the analysis is left.
+fn all_updated(h: &mut Harness, extra: Value) -> (ZeroDowntimeRollout, String, String) {
+    let (mut zdr, old, new) = mid_rollout(h);
+    with_analysis(&mut zdr);
+    if let Some(m) = extra.as_object() {
+        let mut a = serde_json::to_value(zdr.spec.analysis.as_ref().unwrap()).unwrap();
+        for (k, v) in m {
+            a[k] = v.clone();
+        }
+        zdr.spec.analysis = Some(serde_json::from_value(a).unwrap());
+    }
+    add(
+        &mut h.pods,
+        owned_pod("new-a", &new, true, Some("True"), json!({})),
+    );
+    add(
+        &mut h.pods,
+        owned_pod("new-b", &new, true, Some("True"), json!({})),
+    );
+    (zdr, old, new)
+}
+
+#[tokio::test]
+async fn an_unmeasured_update_does_not_become_stable() {
+    let fake = Fake::new(Sample::Scalar(0.001));
+    let mut h = harness_with(NOW, Arc::new(Factory(fake.clone())));
+    let (zdr, old, new) = all_updated(&mut h, json!({"initialDelay": "1m"}));
+    let task = tokio::spawn(reconcile(Arc::new(zdr), h.ctx.clone()));
+    let status = h
+        .api
+        .expect(Method::PATCH, STATUS_PATH, status_reply())
+        .await;
+    let s = &status["body"]["status"];
+    assert_eq!(s["phase"], "Progressing");
+    assert_eq!(
+        s["stableRevision"],
+        old.as_str(),
+        "not stable before it is measured"
+    );
+    let msg = s["message"].as_str().unwrap();
+    assert!(msg.contains(&format!("revision {new} becomes stable once the analysis has a successful measurement of error-rate")), "{msg}");
+    assert_eq!(
+        task.await.unwrap().unwrap(),
+        Action::requeue(Duration::from_secs(60)),
+        "back for the first measurement"
+    );
+    assert!(fake.queries.lock().unwrap().is_empty());
+}
+
+#[tokio::test]
+async fn a_measured_good_update_becomes_stable() {
+    let fake = Fake::new(Sample::Scalar(0.001));
+    let mut h = harness_with(NOW, Arc::new(Factory(fake.clone())));
+    let (zdr, _, new) = all_updated(&mut h, json!({}));
+    let task = tokio::spawn(reconcile(Arc::new(zdr), h.ctx.clone()));
+    let ev = h
+        .api
+        .expect(
+            Method::POST,
+            "/apis/events.k8s.io/v1/namespaces/ns/events?",
+            event_reply(),
+        )
+        .await;
+    assert_eq!(ev["body"]["reason"], "RolloutCompleted");
+    let status = h
+        .api
+        .expect(Method::PATCH, STATUS_PATH, status_reply())
+        .await;
+    let s = &status["body"]["status"];
+    assert_eq!(s["phase"], "Healthy");
+    assert_eq!(s["stableRevision"], new.as_str());
+    assert_eq!(s["analysis"]["phase"], "Successful");
+    assert_eq!(s["analysis"]["metrics"][0]["successful"], 1);
+    task.await.unwrap().unwrap();
+}
