@@ -42,6 +42,13 @@ enum Command {
     Abort { name: String },
     /// The rollout's revisions and their images.
     History { name: String },
+    /// Roll back: put the previous revision's template (or --to-revision's) back into the spec.
+    Undo {
+        name: String,
+        /// Revision number, as `history` lists it.
+        #[arg(long)]
+        to_revision: Option<i64>,
+    },
 }
 
 #[tokio::main]
@@ -64,13 +71,16 @@ async fn in_cluster(namespace: Option<String>, cmd: Command) -> Result<(), Strin
         .await
         .map_err(|e| format!("no cluster configured: {e}"))?;
     let ns = namespace.unwrap_or_else(|| client.default_namespace().to_string());
+    if let Command::Undo { name, to_revision } = cmd {
+        return cluster::undo(client, &ns, &name, to_revision).await;
+    }
     let r = match cmd {
         Command::Status { name, watch } => cluster::status(client, &ns, &name, watch).await,
         Command::Pause { name } => cluster::set_paused(client, &ns, &name, true).await,
         Command::Resume { name } => cluster::resume(client, &ns, &name).await,
         Command::Abort { name } => return cluster::abort(client, &ns, &name).await,
         Command::History { name } => cluster::history(client, &ns, &name).await,
-        Command::Plan { .. } => unreachable!("handled offline"),
+        Command::Plan { .. } | Command::Undo { .. } => unreachable!("handled above"),
     };
     r.map_err(|e| e.to_string())
 }

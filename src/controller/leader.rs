@@ -159,4 +159,109 @@ mod tests {
             now
         ));
     }
+
+    use http::{Method, Request, Response};
+    use kube::Client;
+    use kube::client::Body;
+    use serde_json::{Value, json};
+    use tower_test::mock;
+
+    type Handle = mock::Handle<Request<Body>, Response<Body>>;
+
+    async fn answer(h: &mut Handle, method: Method, path: &str, code: u16, reply: Value) -> Value {
+        let (req, send) = h.next_request().await.expect("a request");
+        assert_eq!(
+            (req.method(), req.uri().to_string().as_str()),
+            (&method, path)
+        );
+        let bytes = req.into_body().collect_bytes().await.unwrap();
+        let body = serde_json::from_slice(&bytes).unwrap_or(Value::Null);
+        let resp = Response::builder()
+            .status(code)
+            .body(Body::from(serde_json::to_vec(&reply).unwrap()))
+            .unwrap();
+        send.send_response(resp);
+        body
+    }
+
+    fn lease(holder: &str, renewed: Timestamp, transitions: i32) -> Value {
+        json!({"apiVersion": "coordination.k8s.io/v1", "kind": "Lease",
+               "metadata": {"name": "zdr-controller", "namespace": "ns", "resourceVersion": "7"},
+               "spec": {"holderIdentity": holder, "leaseDurationSeconds": 15,
+                        "renewTime": MicroTime(renewed), "leaseTransitions": transitions}})
+    }
+
+    const PATH: &str = "/apis/coordination.k8s.io/v1/namespaces/ns/leases/zdr-controller";
+
+    fn lock() -> (LeaseLock, Handle) {
+        let (svc, handle) = mock::pair::<Request<Body>, Response<Body>>();
+        let api = Api::namespaced(Client::new(svc, "ns"), "ns");
+        (
+            LeaseLock::new(api, "zdr-controller", "me", Duration::from_secs(15)),
+            handle,
+        )
+    }
+
+    #[tokio::test]
+    async fn a_missing_lease_is_created_and_held() {
+        let (lock, mut h) = lock();
+        let task = tokio::spawn(async move { lock.try_acquire_or_renew().await });
+        let not_found = json!({"kind": "Status", "apiVersion": "v1", "status": "Failure",
+                               "reason": "NotFound", "code": 404, "message": "not found"});
+        answer(&mut h, Method::GET, PATH, 404, not_found).await;
+        let created = answer(
+            &mut h,
+            Method::POST,
+            "/apis/coordination.k8s.io/v1/namespaces/ns/leases?&fieldManager=zdr-controller",
+            201,
+            lease("me", Timestamp::now(), 0),
+        )
+        .await;
+        assert_eq!(created["spec"]["holderIdentity"], "me");
+        assert!(task.await.unwrap().unwrap());
+    }
+
+    #[tokio::test]
+    async fn a_fresh_lease_of_another_holder_is_left_alone() {
+        let (lock, mut h) = lock();
+        let task = tokio::spawn(async move { lock.try_acquire_or_renew().await });
+        answer(
+            &mut h,
+            Method::GET,
+            PATH,
+            200,
+            lease("other", Timestamp::now(), 2),
+        )
+        .await;
+        assert!(!task.await.unwrap().unwrap());
+        let next = tokio::time::timeout(Duration::from_millis(100), h.next_request()).await;
+        // The client is gone with the task: the channel closes (None) or stays silent (timeout).
+        assert!(
+            !matches!(next, Ok(Some(_))),
+            "no write to a lease another replica holds"
+        );
+    }
+
+    #[tokio::test]
+    async fn an_expired_lease_is_taken_with_optimistic_concurrency() {
+        let (lock, mut h) = lock();
+        let task = tokio::spawn(async move { lock.try_acquire_or_renew().await });
+        let old = Timestamp::now() - SignedDuration::from_secs(60);
+        answer(&mut h, Method::GET, PATH, 200, lease("other", old, 2)).await;
+        let put = answer(
+            &mut h,
+            Method::PUT,
+            &format!("{PATH}?&fieldManager=zdr-controller"),
+            200,
+            lease("me", Timestamp::now(), 3),
+        )
+        .await;
+        assert_eq!(
+            put["metadata"]["resourceVersion"], "7",
+            "replace carries what we read"
+        );
+        assert_eq!(put["spec"]["holderIdentity"], "me");
+        assert_eq!(put["spec"]["leaseTransitions"], 3);
+        assert!(task.await.unwrap().unwrap());
+    }
 }

@@ -62,6 +62,19 @@ impl Verifier {
         json!({"contentType": null, "body": body})
     }
 
+    /// Expects the server-side apply of ControllerRevision `web-<hash>` and answers it as
+    /// revision `number`; returns what `expect` returns.
+    async fn expect_revision(&mut self, hash: &str, number: i64) -> Value {
+        self.expect(
+            Method::PATCH,
+            &format!(
+                "/apis/apps/v1/namespaces/ns/controllerrevisions/web-{hash}?&force=true&fieldManager=zdr-controller"
+            ),
+            json!({"metadata": {"name": format!("web-{hash}")}, "revision": number}),
+        )
+        .await
+    }
+
     /// Asserts that no further request arrives.
     async fn expect_nothing(&mut self) {
         let next = tokio::time::timeout(Duration::from_millis(200), self.0.next_request()).await;
@@ -215,14 +228,7 @@ async fn a_new_rollout_records_its_revision_creates_pods_and_reports_status() {
     let z = Arc::new(zdr.clone());
     let task = tokio::spawn(reconcile(z, ctx));
 
-    let rev = h
-        .api
-        .expect(
-            Method::PATCH,
-            &format!("/apis/apps/v1/namespaces/ns/controllerrevisions/web-{hash}?&force=true&fieldManager=zdr-controller"),
-            json!({"metadata": {"name": format!("web-{hash}")}, "revision": 1}),
-        )
-        .await;
+    let rev = h.api.expect_revision(&hash, 1).await;
     assert_eq!(rev["contentType"], "application/apply-patch+yaml");
     assert_eq!(rev["body"]["revision"], 1);
     assert_eq!(
@@ -542,14 +548,7 @@ async fn reapplying_the_previous_template_is_a_rollback_that_reuses_its_revision
         owned_pod("new-b", &new, true, Some("True"), json!({})),
     );
     let task = tokio::spawn(reconcile(Arc::new(zdr), h.ctx.clone()));
-    let rev = h
-        .api
-        .expect(
-            Method::PATCH,
-            &format!("/apis/apps/v1/namespaces/ns/controllerrevisions/web-{old}?&force=true&fieldManager=zdr-controller"),
-            json!({"metadata": {"name": format!("web-{old}")}, "revision": 3}),
-        )
-        .await;
+    let rev = h.api.expect_revision(&old, 3).await;
     assert_eq!(
         rev["body"]["revision"], 3,
         "the old revision becomes the newest"
@@ -573,6 +572,65 @@ async fn reapplying_the_previous_template_is_a_rollback_that_reuses_its_revision
         .await;
     assert_eq!(status["body"]["status"]["updateRevision"], old.as_str());
     assert_eq!(status["body"]["status"]["stableRevision"], new.as_str());
+    task.await.unwrap().unwrap();
+}
+
+#[tokio::test]
+async fn orphans_are_adopted_and_pods_of_other_controllers_are_never_touched() {
+    let mut h = harness(NOW);
+    let zdr = rollout(json!({"replicas": 1}), json!(null));
+    let hash = hash_of(&zdr);
+    let stray: Pod = serde_json::from_value(json!({
+        "metadata": {"name": "stray", "namespace": "ns", "uid": "uid-stray", "labels": {"app": "web"}},
+        "spec": {"containers": [{"name": "app"}]},
+    }))
+    .unwrap();
+    let foreign: Pod = serde_json::from_value(json!({
+        "metadata": {"name": "foreign", "namespace": "ns", "uid": "uid-foreign", "labels": {"app": "web"},
+                     "ownerReferences": [{"apiVersion": "apps/v1", "kind": "ReplicaSet", "name": "rs",
+                                          "uid": "rs-uid", "controller": true}]},
+        "spec": {"containers": [{"name": "app"}]},
+    }))
+    .unwrap();
+    add(&mut h.pods, stray);
+    add(&mut h.pods, foreign);
+    let task = tokio::spawn(reconcile(Arc::new(zdr), h.ctx.clone()));
+    h.api.expect_revision(&hash, 1).await;
+    let adopt = h
+        .api
+        .expect(
+            Method::PATCH,
+            "/api/v1/namespaces/ns/pods/stray?&fieldManager=zdr-controller",
+            pod_reply("stray"),
+        )
+        .await;
+    assert_eq!(
+        adopt["contentType"],
+        "application/strategic-merge-patch+json"
+    );
+    assert_eq!(
+        adopt["body"]["metadata"]["uid"], "uid-stray",
+        "uid precondition"
+    );
+    assert_eq!(
+        adopt["body"]["metadata"]["ownerReferences"][0]["uid"],
+        "zdr-uid"
+    );
+    assert_eq!(
+        adopt["body"]["metadata"]["ownerReferences"][0]["controller"],
+        true
+    );
+    h.api
+        .expect(
+            Method::POST,
+            "/api/v1/namespaces/ns/pods?&fieldManager=zdr-controller",
+            pod_reply("p"),
+        )
+        .await;
+    h.api
+        .expect(Method::PATCH, STATUS_PATH, status_reply())
+        .await;
+    h.api.expect_nothing().await;
     task.await.unwrap().unwrap();
 }
 
