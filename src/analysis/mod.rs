@@ -81,6 +81,8 @@ pub struct Step {
     pub wake: Option<Duration>,
     /// Whether this step measured anything (the status changed).
     pub measured: bool,
+    /// The phases of the measurements this step took.
+    pub taken: Vec<AnalysisPhase>,
 }
 
 /// Measures one metric now.
@@ -183,6 +185,7 @@ pub async fn step(
         now.checked_add(jiff::SignedDuration::try_from(clock.elapsed()).unwrap_or_default())
             .unwrap_or(now),
     );
+    let taken = outcomes.iter().map(|o| o.phase).collect();
     for (i, o) in due.into_iter().zip(outcomes) {
         run::record(spec, &mut st, i, o, now, finished);
     }
@@ -199,6 +202,7 @@ pub async fn step(
         verdict: st.phase.into(),
         wake: run::wake(spec, &st, finished),
         measured,
+        taken,
         status: st,
     }
 }

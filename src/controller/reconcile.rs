@@ -214,6 +214,9 @@ async fn reconcile_one(zdr: &ZeroDowntimeRollout, ctx: &Context) -> Result<Actio
             let step =
                 analysis::step(zdr, spec, &ctx.client, ctx.providers.as_ref(), &vars, now).await;
             wake.extend(step.wake);
+            for phase in &step.taken {
+                ctx.metrics.measurement(phase.as_str());
+            }
             match step.verdict {
                 Verdict::Failed => {
                     abort = Some((
@@ -289,6 +292,7 @@ async fn reconcile_one(zdr: &ZeroDowntimeRollout, ctx: &Context) -> Result<Actio
             "ProgressDeadlineExceeded" => "RolloutAborted",
             r => r,
         };
+        ctx.metrics.abort(reason);
         writer
             .event(EventType::Warning, event_reason, note, "Abort")
             .await;
