@@ -193,9 +193,22 @@ pub async fn step(
     if let Some(a) = prev.as_mut() {
         apply_resume(spec, a, token.as_deref(), zdr.spec.paused, now);
     }
-    let provider = match settings(client, &vars.namespace, spec).await {
-        Ok(s) => factory.provider(&s),
-        Err(e) => Err(e),
+    // Secrets are read, and a provider made, only when a measurement is due.
+    let mut probe = match &prev {
+        Some(p) => p.clone(),
+        None => run::start(spec, &vars.revision, now),
+    };
+    run::sync_metrics(spec, &mut probe);
+    let provider = if run::due(spec, &probe, now).is_empty() {
+        Err(ProviderError::new(
+            ErrorKind::Other,
+            "no measurement due: no provider",
+        ))
+    } else {
+        match settings(client, &vars.namespace, spec).await {
+            Ok(s) => factory.provider(&s),
+            Err(e) => Err(e),
+        }
     };
     let provider_ref: Result<&dyn MetricsProvider, &ProviderError> = match &provider {
         Ok(p) => Ok(p.as_ref()),

@@ -567,3 +567,42 @@ async fn a_measured_good_update_becomes_stable() {
     assert_eq!(s["analysis"]["metrics"][0]["successful"], 1);
     task.await.unwrap().unwrap();
 }
+
+#[tokio::test]
+async fn secrets_are_not_read_when_no_measurement_is_due() {
+    let fake = Fake::new(Sample::Scalar(0.0));
+    let mut h = harness_with(NOW, Arc::new(Factory(fake.clone())));
+    let (mut zdr, old, new) = mid_rollout(&mut h);
+    with_analysis(&mut zdr);
+    let a = zdr.spec.analysis.as_mut().unwrap();
+    a.initial_delay = Some("5m".parse().unwrap());
+    a.prometheus.bearer_token =
+        Some(serde_json::from_value(json!({"name": "prom-auth", "key": "token"})).unwrap());
+    add(
+        &mut h.pods,
+        owned_pod("old-a", &old, true, Some("True"), json!({})),
+    );
+    add(
+        &mut h.pods,
+        owned_pod("new-a", &new, true, Some("True"), json!({})),
+    );
+    let task = tokio::spawn(reconcile(Arc::new(zdr), h.ctx.clone()));
+    // No GET of the Secret: straight to the rollout's own work.
+    h.api
+        .expect(
+            Method::POST,
+            "/api/v1/namespaces/ns/pods?&fieldManager=zdr-controller",
+            pod_reply("p"),
+        )
+        .await;
+    let status = h
+        .api
+        .expect(Method::PATCH, STATUS_PATH, status_reply())
+        .await;
+    assert_eq!(status["body"]["status"]["analysis"]["phase"], "Running");
+    assert_eq!(
+        task.await.unwrap().unwrap(),
+        Action::requeue(Duration::from_secs(300))
+    );
+    assert!(fake.settings.lock().unwrap().is_empty());
+}
