@@ -189,7 +189,10 @@ async fn reconcile_one(zdr: &ZeroDowntimeRollout, ctx: &Context) -> Result<Actio
     let mut wake: Vec<Duration> = Vec::new();
     let mut abort: Option<(&'static str, String)> = None;
     let mut held: Option<(String, String)> = None;
-    let mut analysis_status = prev.analysis.clone();
+    let mut analysis_status = prev
+        .analysis
+        .clone()
+        .filter(|_| zdr.spec.analysis.is_some());
     let abortable = stable.as_deref().filter(|st| *st != update_hash);
     if let (Some(st), None) = (abortable, &aborted)
         && zdr.annotations().get(ABORT_ANNOTATION) == Some(&update_hash)
