@@ -293,6 +293,12 @@ fn start_controller(ns: &str) -> Controller {
 }
 
 impl TestEnv {
+    /// Whether this test runs its own controller process (on this machine, so it reaches
+    /// loopback servers the test starts).
+    pub fn has_local_controller(&self) -> bool {
+        self.controller.is_some()
+    }
+
     fn api(&self) -> Api<ZeroDowntimeRollout> {
         Api::namespaced(self.client.clone(), &self.ns)
     }

@@ -2,6 +2,7 @@
 //! application processes without dropping a connection.
 //!
 //! The tree mirrors the architecture:
+//! - [`analysis`]: SLO analysis against Prometheus (conditions, run state machine, burn rates).
 //! - [`crd`]: the `ZeroDowntimeRollout` API types (the contract users see).
 //! - [`planner`]: the pure rollout planner (observed pods + spec + time -> actions).
 //! - [`controller`]: the reconcile pipeline around it, and everything that talks to the API server.
@@ -11,6 +12,7 @@
 //! - [`observe`]: the `/livez`, `/readyz`, `/metrics` HTTP server shared by controller and agent.
 
 pub mod agent;
+pub mod analysis;
 pub mod controller;
 pub mod crd;
 pub mod observe;

@@ -233,6 +233,7 @@ const REQUIRED_RULES: &[(&str, &str, &[&str])] = &[
         &["get", "list", "watch"],
     ),
     ("", "services", &["get", "list", "watch", "patch"]),
+    ("", "secrets", &["get"]),
     ("events.k8s.io", "events", &["create", "patch"]),
     ("", "events", &["create", "patch"]),
     (

@@ -107,6 +107,7 @@ fn every_example_is_valid() {
     for expected in [
         "canary.yaml",
         "hotswap.yaml",
+        "rolling-analysis.yaml",
         "rolling-v2.yaml",
         "rolling.yaml",
     ] {
@@ -223,8 +224,23 @@ fn canary_example_steps_routing_and_analysis() {
         .iter()
         .find(|m| m.name == "error-rate")
         .expect("an error-rate metric");
-    assert!(metric.query.contains("{{revision}}"), "{}", metric.query);
+    let query = metric.query.as_deref().expect("a query metric");
+    assert!(query.contains("{{revision}}"), "{query}");
+    zdr::analysis::validate(analysis).expect("the analysis validates");
     assert!(metric.success_condition.is_some() || metric.failure_condition.is_some());
+}
+
+#[test]
+fn rolling_analysis_example_is_a_valid_analysis() {
+    let zdr = single("rolling-analysis.yaml");
+    assert!(zdr.spec.strategy.rolling.is_some());
+    let analysis = zdr.spec.analysis.as_ref().expect("spec.analysis");
+    zdr::analysis::validate(analysis).expect("the analysis validates");
+    let names: Vec<&str> = analysis.metrics.iter().map(|m| m.name.as_str()).collect();
+    assert_eq!(names, ["error-rate", "availability"]);
+    let slo = analysis.metrics[1].slo.as_ref().expect("an slo metric");
+    assert!(slo.bad_query.contains("{{window}}") && slo.total_query.contains("{{window}}"));
+    assert_eq!(analysis.consecutive_error_limit, 4);
 }
 
 #[test]

@@ -36,8 +36,10 @@ enum Command {
     },
     /// Stop progress (sets spec.paused; scaling still works).
     Pause { name: String },
-    /// Resume progress (clears spec.paused).
+    /// Resume progress: clears spec.paused and resumes an inconclusive analysis.
     Resume { name: String },
+    /// Abort the update in progress and roll back to the stable revision.
+    Abort { name: String },
     /// The rollout's revisions and their images.
     History { name: String },
     /// Roll back: put the previous revision's template (or --to-revision's) back into the spec.
@@ -75,7 +77,8 @@ async fn in_cluster(namespace: Option<String>, cmd: Command) -> Result<(), Strin
     let r = match cmd {
         Command::Status { name, watch } => cluster::status(client, &ns, &name, watch).await,
         Command::Pause { name } => cluster::set_paused(client, &ns, &name, true).await,
-        Command::Resume { name } => cluster::set_paused(client, &ns, &name, false).await,
+        Command::Resume { name } => cluster::resume(client, &ns, &name).await,
+        Command::Abort { name } => return cluster::abort(client, &ns, &name).await,
         Command::History { name } => cluster::history(client, &ns, &name).await,
         Command::Plan { .. } | Command::Undo { .. } => unreachable!("handled above"),
     };

@@ -11,6 +11,7 @@ use kube::Client;
 use kube::runtime::events::{Recorder, Reporter};
 use kube::runtime::reflector::Store;
 
+use super::analysis::{PrometheusFactory, ProviderFactory};
 use super::clock::Clock;
 use super::expectations::Expectations;
 use super::metrics::Metrics;
@@ -54,6 +55,8 @@ pub struct Context {
     pub recorder: Recorder,
     /// Settings.
     pub settings: Settings,
+    /// Metrics providers for analysis (Prometheus; fakes in tests).
+    pub providers: Arc<dyn ProviderFactory>,
 }
 
 impl Context {
@@ -84,6 +87,13 @@ impl Context {
             metrics,
             recorder,
             settings,
+            providers: Arc::new(PrometheusFactory::default()),
         }
+    }
+
+    /// The same context with another provider factory.
+    pub fn with_providers(mut self, providers: Arc<dyn ProviderFactory>) -> Self {
+        self.providers = providers;
+        self
     }
 }

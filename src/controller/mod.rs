@@ -2,9 +2,11 @@
 //!
 //! - [`reconcile`]: the pipeline (fetch -> validate -> plan -> apply -> status).
 //! - [`validate`], [`pods`], [`revisions`], [`status`]: pure pieces of that pipeline.
+//! - [`analysis`]: the background SLO analysis of the update revision.
 //! - [`apply`]: every API write. [`expectations`]: guards against a stale cache.
 //! - [`run`](run::run): the watches, the HTTP server and leader election around it.
 
+pub mod analysis;
 pub mod apply;
 pub mod clock;
 pub mod context;

@@ -14,6 +14,7 @@ use kube::runtime::controller::Action;
 use kube::runtime::events::{Event, EventType};
 use kube::{Resource, ResourceExt};
 
+use super::analysis;
 use super::apply::Writer;
 use super::context::Context;
 use super::error::{Error, Result};
@@ -21,7 +22,10 @@ use super::pods::{self, RetireStep};
 use super::revisions;
 use super::status::{self, Outcome};
 use super::validate::{self, Valid};
-use crate::crd::{REVISION_LABEL, ZeroDowntimeRollout, ZeroDowntimeRolloutStatus};
+use crate::analysis::Verdict;
+use crate::crd::{
+    ABORT_ANNOTATION, REVISION_LABEL, ZeroDowntimeRollout, ZeroDowntimeRolloutStatus,
+};
 use crate::planner::{self, Params, Progress};
 
 /// Entry point for `kube::runtime::Controller`.
@@ -181,6 +185,66 @@ async fn reconcile_one(zdr: &ZeroDowntimeRollout, ctx: &Context) -> Result<Actio
         },
         last_progress: prev.last_progress_time.as_ref().map(|t| t.0),
     };
+    // Background analysis of the update revision while it rolls out over a stable one.
+    let mut wake: Vec<Duration> = Vec::new();
+    let mut abort: Option<(&'static str, String)> = None;
+    let mut held: Option<(String, String)> = None;
+    let mut analysis_status = prev
+        .analysis
+        .clone()
+        .filter(|_| zdr.spec.analysis.is_some());
+    let abortable = stable.as_deref().filter(|st| *st != update_hash);
+    if let (Some(st), None) = (abortable, &aborted)
+        && zdr.annotations().get(ABORT_ANNOTATION) == Some(&update_hash)
+    {
+        abort = Some((
+            "AbortedByUser",
+            format!(
+                "annotation {ABORT_ANNOTATION} names revision {update_hash}: rolling back to {st}"
+            ),
+        ));
+    }
+    if let (Some(spec), Some(st), None, None) = (&zdr.spec.analysis, abortable, &aborted, &abort) {
+        if let Some(why) = analysis::crash_looping(&obs.owned, &update_hash) {
+            abort = Some(("CanaryCrashLooping", format!("{why}: rolling back to {st}")));
+        } else {
+            let vars = crate::analysis::Vars {
+                revision: update_hash.clone(),
+                stable_revision: st.to_string(),
+                namespace: ns.clone(),
+                name: name.clone(),
+            };
+            let step =
+                analysis::step(zdr, spec, &ctx.client, ctx.providers.as_ref(), &vars, now).await;
+            wake.extend(step.wake);
+            for phase in &step.taken {
+                ctx.metrics.measurement(phase.as_str());
+            }
+            match step.verdict {
+                Verdict::Failed => {
+                    abort = Some((
+                        "AnalysisFailed",
+                        format!(
+                            "{}: rolling back to {st}",
+                            analysis::failure_note(&step.status)
+                        ),
+                    ))
+                }
+                Verdict::Inconclusive => {
+                    held = Some((
+                        "AnalysisInconclusive".to_string(),
+                        format!(
+                            "{}; resume: kubectl zdr resume {name} (or set spec.paused true, then false), or apply a new template",
+                            step.status.message.clone().unwrap_or_default()
+                        ),
+                    ))
+                }
+                Verdict::Running | Verdict::Successful => {}
+            }
+            analysis_status = Some(step.status);
+        }
+    }
+
     let params = |target: &str| Params {
         replicas: zdr.spec.replicas,
         max_surge: valid.max_surge,
@@ -188,7 +252,7 @@ async fn reconcile_one(zdr: &ZeroDowntimeRollout, ctx: &Context) -> Result<Actio
         min_ready: Duration::from_secs(zdr.spec.min_ready_seconds.max(0) as u64),
         target_revision: target.to_string(),
         stable_revision: stable.clone(),
-        paused: zdr.spec.paused,
+        paused: zdr.spec.paused || held.is_some(),
     };
     let mut prm = params(
         aborted
@@ -207,39 +271,60 @@ async fn reconcile_one(zdr: &ZeroDowntimeRollout, ctx: &Context) -> Result<Actio
     );
 
     // A progress deadline aborts when asked to, if there is a stable revision to go back to.
-    let abortable = stable.as_deref().filter(|st| *st != update_hash);
-    if let (true, Some(st)) = (
+    if let (true, Some(st), None) = (
         summary.deadline_exceeded && zdr.spec.progress_deadline_abort && aborted.is_none(),
         abortable,
+        &abort,
     ) {
-        {
-            aborted = Some((update_hash.clone(), "ProgressDeadlineExceeded".into()));
-            prm = params(st);
-            plan = planner::plan(&prm, &views, now);
-            summary = planner::summarize(
-                &prm,
-                &plan,
-                &progress,
-                deadline,
-                Some("ProgressDeadlineExceeded"),
-                now,
-            );
-            writer
-                .event(
-                    EventType::Warning,
-                    "RolloutAborted",
-                    &format!(
-                        "no progress for {}s: rolling back to {st}",
-                        deadline.as_secs()
-                    ),
-                    "Abort",
-                )
-                .await;
+        abort = Some((
+            "ProgressDeadlineExceeded",
+            format!(
+                "no progress for {}s: rolling back to {st}",
+                deadline.as_secs()
+            ),
+        ));
+    }
+    // Abort (deadline, failed analysis, crash-looping canary): target the stable revision,
+    // through the same drain-before-delete waves.
+    if let (Some((reason, note)), Some(st), None) = (&abort, abortable, &aborted) {
+        aborted = Some((update_hash.clone(), (*reason).to_string()));
+        prm = params(st);
+        plan = planner::plan(&prm, &views, now);
+        summary = planner::summarize(&prm, &plan, &progress, deadline, Some(reason), now);
+        let event_reason = match *reason {
+            "ProgressDeadlineExceeded" => "RolloutAborted",
+            r => r,
+        };
+        ctx.metrics.abort(reason);
+        writer
+            .event(EventType::Warning, event_reason, note, "Abort")
+            .await;
+    }
+    if let (Some((_, message)), None) = (&held, &aborted) {
+        summary.message = format!("{}; {message}", summary.message);
+    }
+    // With an analysis, the update becomes stable only once it was measured good: a fast
+    // rollout is not declared Healthy before its first successful measurements.
+    let mut complete = plan.complete;
+    if let (true, None, Some(spec), Some(a)) = (
+        plan.complete,
+        &aborted,
+        &zdr.spec.analysis,
+        analysis_status.as_ref().filter(|_| abortable.is_some()),
+    ) && let Some(waiting) = analysis::waiting(spec, a)
+    {
+        complete = false;
+        if held.is_none() {
+            summary.phase = crate::crd::Phase::Progressing;
         }
+        summary.message = format!(
+            "{}/{} updated, {} available; revision {update_hash} becomes stable once {waiting}",
+            plan.counts.updated, zdr.spec.replicas, plan.counts.available
+        );
     }
 
     // Apply: serving gates for new pods, creations, removals and the retiring pods' drain.
-    let mut wake: Vec<Duration> = plan.requeue_after.into_iter().collect();
+    wake.extend(plan.requeue_after);
     wake.extend(summary.deadline_in);
     for pod in &obs.owned {
         if pods::has_gate(pod)
@@ -296,7 +381,7 @@ async fn reconcile_one(zdr: &ZeroDowntimeRollout, ctx: &Context) -> Result<Actio
     }
 
     // Stable revision: the update revision once it completed (not after an abort).
-    let stable_after = if plan.complete && aborted.is_none() {
+    let stable_after = if complete && aborted.is_none() {
         Some(update_hash.clone())
     } else {
         stable.clone()
@@ -315,16 +400,18 @@ async fn reconcile_one(zdr: &ZeroDowntimeRollout, ctx: &Context) -> Result<Actio
     }
 
     // Status.
+    let aborted_for_status = aborted.clone();
+    let stable_for_status = stable_after.clone();
     let status = status::build(
         &prev,
         Outcome {
             counts: plan.counts,
             summary: &summary,
-            complete: plan.complete,
+            complete,
             replicas: zdr.spec.replicas,
             min_available: prm.min_available(),
             update_revision: &update_hash,
-            stable_revision: stable_after,
+            stable_revision: stable_for_status,
             aborted,
             paused: zdr.spec.paused,
             selector: valid.selector.to_string(),
@@ -333,6 +420,16 @@ async fn reconcile_one(zdr: &ZeroDowntimeRollout, ctx: &Context) -> Result<Actio
                 .iter()
                 .map(|n| status::Cond::new(n.type_, "False", n.reason, n.message.clone()))
                 .collect(),
+            held: held.filter(|_| aborted_for_status.is_none()),
+            analysis: analysis_status.map(|mut a| {
+                if stable_after.as_deref() == Some(a.revision.as_str())
+                    && a.phase == crate::crd::AnalysisPhase::Running
+                {
+                    a.phase = crate::crd::AnalysisPhase::Successful;
+                    a.message = Some("the rollout completed while the analysis passed".into());
+                }
+                a
+            }),
         },
         generation,
         now,

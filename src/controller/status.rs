@@ -4,7 +4,7 @@
 use jiff::Timestamp;
 use k8s_openapi::apimachinery::pkg::apis::meta::v1::{Condition, Time};
 
-use crate::crd::{Phase, ZeroDowntimeRolloutStatus, condition};
+use crate::crd::{AnalysisStatus, Phase, ZeroDowntimeRolloutStatus, condition};
 use crate::planner::{Counts, Summary};
 
 /// A condition to set, before transition-time bookkeeping.
@@ -89,6 +89,11 @@ pub struct Outcome<'a> {
     pub selector: String,
     /// Extra conditions (notices about partly honoured fields).
     pub extra: Vec<Cond>,
+    /// Progress held by something other than spec.paused (an inconclusive analysis):
+    /// reason and message of the Paused condition.
+    pub held: Option<(String, String)>,
+    /// The analysis of the update revision.
+    pub analysis: Option<AnalysisStatus>,
 }
 
 /// The full status for `outcome`.
@@ -140,7 +145,10 @@ pub fn build(
             condition::PROGRESSING,
             "Unknown",
             "RolloutPaused",
-            "spec.paused is set",
+            match &o.held {
+                Some((_, message)) => message.clone(),
+                None => "spec.paused is set".to_string(),
+            },
         ),
         (None, _) => Cond::new(
             condition::PROGRESSING,
@@ -149,7 +157,9 @@ pub fn build(
             s.message.clone(),
         ),
     });
-    conds.push(if o.paused {
+    conds.push(if let Some((reason, message)) = &o.held {
+        Cond::new(condition::PAUSED, "True", reason.clone(), message.clone())
+    } else if o.paused {
         Cond::new(
             condition::PAUSED,
             "True",
@@ -190,6 +200,7 @@ pub fn build(
         selector: Some(o.selector),
         last_progress_time: Some(Time(s.last_progress)),
         aborted_revision: o.aborted.map(|(rev, _)| rev),
+        analysis: o.analysis,
         conditions: conditions(conds, &prev_conditions, generation, now),
     }
 }

@@ -93,22 +93,29 @@ struct Harness {
 }
 
 fn harness(now: &str) -> Harness {
+    harness_with(now, Arc::new(super::analysis::PrometheusFactory::default()))
+}
+
+fn harness_with(now: &str, providers: Arc<dyn super::analysis::ProviderFactory>) -> Harness {
     let (svc, handle) = mock::pair::<Request<Body>, Response<Body>>();
     let client = Client::new(svc, "default");
     let (pod_reader, pods) = reflector::store::<Pod>();
     let (rev_reader, revisions) = reflector::store::<ControllerRevision>();
     let (slice_reader, slices) = reflector::store::<EndpointSlice>();
-    let ctx = Arc::new(Context::new(
-        client,
-        pod_reader,
-        rev_reader,
-        slice_reader,
-        Arc::new(FixedClock(now.parse().unwrap())),
-        Metrics::register(&mut Registry::default()),
-        Settings {
-            endpoint_propagation: Duration::from_secs(5),
-        },
-    ));
+    let ctx = Arc::new(
+        Context::new(
+            client,
+            pod_reader,
+            rev_reader,
+            slice_reader,
+            Arc::new(FixedClock(now.parse().unwrap())),
+            Metrics::register(&mut Registry::default()),
+            Settings {
+                endpoint_propagation: Duration::from_secs(5),
+            },
+        )
+        .with_providers(providers),
+    );
     Harness {
         ctx,
         pods,
@@ -626,3 +633,6 @@ async fn orphans_are_adopted_and_pods_of_other_controllers_are_never_touched() {
     h.api.expect_nothing().await;
     task.await.unwrap().unwrap();
 }
+
+#[path = "tests_analysis.rs"]
+mod analysis;

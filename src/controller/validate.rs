@@ -82,12 +82,11 @@ pub fn validate(spec: &ZeroDowntimeRolloutSpec) -> Result<Valid, Invalid> {
             "strategy.canary is not implemented by this controller version; nothing is rolled out",
         ));
     }
-    if spec.analysis.is_some() {
-        // Fail closed: rolling out without the SLO checks the user asked for would be unsafe.
-        return Err(invalid(
-            "AnalysisNotSupported",
-            "spec.analysis is not implemented by this controller version; nothing is rolled out",
-        ));
+    if let Some(analysis) = &spec.analysis {
+        // Fail closed: a condition that does not parse would never be evaluated to true, but
+        // the rollout must not start with checks that cannot work.
+        crate::analysis::validate(analysis)
+            .map_err(|e| invalid("InvalidAnalysis", format!("spec.analysis: {e}")))?;
     }
     let rolling = spec.strategy.rolling.clone().unwrap_or_default();
     let (max_surge, max_unavailable) =

@@ -2,10 +2,12 @@
 //! at admission what can never work. `crds/` is generated from these types (`cargo run --bin crdgen`).
 
 // Several `printcolumn(type_ = …)` entries read as duplicated attributes to clippy.
+mod analysis;
 #[allow(clippy::duplicated_attributes)]
 mod spec;
 mod status;
 
+pub use analysis::*;
 pub use spec::*;
 pub use status::*;
 
@@ -20,6 +22,14 @@ pub const REVISION_LABEL: &str = "zdr.dev/revision";
 /// Pod readiness gate owned by the controller: False takes a pod out of Service endpoints
 /// before it is deleted.
 pub const READINESS_GATE: &str = "zdr.dev/serving";
+
+/// Annotation on a rollout: setting it to a new value resumes an analysis that was
+/// inconclusive (`kubectl zdr resume` does it).
+pub const RESUME_ANALYSIS_ANNOTATION: &str = "zdr.dev/resume-analysis";
+
+/// Annotation on a rollout: set to the update revision's hash, it aborts that update and rolls
+/// back to the stable revision (`kubectl zdr abort` does it).
+pub const ABORT_ANNOTATION: &str = "zdr.dev/abort";
 
 /// The CRD as YAML, exactly as committed under `crds/`.
 pub fn crd_yaml() -> String {

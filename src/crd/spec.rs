@@ -9,7 +9,7 @@ use kube::{CustomResource, KubeSchema};
 use schemars::{JsonSchema, Schema, SchemaGenerator};
 use serde::{Deserialize, Serialize};
 
-use super::ZeroDowntimeRolloutStatus;
+use super::{AnalysisSpec, ZeroDowntimeRolloutStatus};
 
 /// CEL: an int-or-string is a non-negative integer or a percentage from 0% to 100%.
 /// (`string()` rather than `type()`: it reads both forms and keeps the rule portable.)
@@ -410,63 +410,4 @@ pub struct HotSwapStrategy {
 
 fn default_drain_timeout() -> i32 {
     30
-}
-
-/// SLO checks against Prometheus.
-#[derive(JsonSchema, Serialize, Deserialize, Clone, Debug, PartialEq)]
-#[serde(rename_all = "camelCase")]
-pub struct AnalysisSpec {
-    /// The Prometheus server to query.
-    pub prometheus: PrometheusProvider,
-
-    /// Time between measurements, e.g. `30s`. Defaults to 30s.
-    #[serde(default = "default_interval")]
-    #[schemars(regex(pattern = r"^([0-9]+(\.[0-9]+)?(ms|s|m|h))+$"))]
-    pub interval: Duration,
-
-    /// Failed measurements tolerated; one more aborts the rollout. Defaults to 0.
-    #[serde(default)]
-    #[schemars(range(min = 0))]
-    pub failure_limit: i32,
-
-    /// Inconclusive measurements tolerated; one more pauses the rollout. Defaults to 0.
-    #[serde(default)]
-    #[schemars(range(min = 0))]
-    pub inconclusive_limit: i32,
-
-    /// The metrics to check.
-    #[schemars(length(min = 1, max = 32))]
-    pub metrics: Vec<AnalysisMetric>,
-}
-
-fn default_interval() -> Duration {
-    "30s".parse().expect("a valid duration literal")
-}
-
-/// Where Prometheus answers.
-#[derive(JsonSchema, Serialize, Deserialize, Clone, Debug, PartialEq)]
-#[serde(rename_all = "camelCase")]
-pub struct PrometheusProvider {
-    /// Base URL, e.g. `http://prometheus.monitoring:9090`.
-    #[schemars(regex(pattern = r"^https?://"))]
-    pub address: String,
-}
-
-/// One PromQL measurement and the conditions it is judged by.
-#[derive(KubeSchema, Serialize, Deserialize, Clone, Debug, PartialEq)]
-#[x_kube(validation = Rule::new("has(self.successCondition) || has(self.failureCondition)").message("a metric needs a successCondition or a failureCondition"))]
-#[serde(rename_all = "camelCase")]
-pub struct AnalysisMetric {
-    /// Name, unique within the analysis.
-    #[schemars(length(min = 1, max = 63))]
-    pub name: String,
-    /// PromQL. `{{revision}}`, `{{stableRevision}}`, `{{namespace}}` and `{{name}}` are replaced.
-    #[schemars(length(min = 1))]
-    pub query: String,
-    /// The measurement passes when this holds, e.g. `result < 0.01`.
-    #[serde(default, skip_serializing_if = "Option::is_none")]
-    pub success_condition: Option<String>,
-    /// The measurement fails when this holds, e.g. `result >= 0.05`.
-    #[serde(default, skip_serializing_if = "Option::is_none")]
-    pub failure_condition: Option<String>,
 }

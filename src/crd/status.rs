@@ -94,6 +94,11 @@ pub struct ZeroDowntimeRolloutStatus {
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub aborted_revision: Option<String>,
 
+    /// The SLO analysis of the update revision: its phase and the last measurements of each
+    /// metric.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub analysis: Option<super::AnalysisStatus>,
+
     /// Available, Progressing, Paused, Aborted: each with a reason and a message.
     #[serde(default, skip_serializing_if = "Vec::is_empty")]
     #[schemars(extend("x-kubernetes-list-type" = "map", "x-kubernetes-list-map-keys" = ["type"]))]

@@ -10,7 +10,10 @@ use kube::runtime::{WatchStreamExt, watcher};
 use kube::{Api, Client, ResourceExt};
 use serde_json::json;
 
-use crate::crd::{REVISION_LABEL, ZeroDowntimeRollout};
+use crate::crd::{
+    ABORT_ANNOTATION, AnalysisStatus, RESUME_ANALYSIS_ANNOTATION, REVISION_LABEL,
+    ZeroDowntimeRollout,
+};
 
 /// The plugin's field manager: pause and resume are a person's spec changes, not the controller's.
 pub const PLUGIN_FIELD_MANAGER: &str = "kubectl-zdr";
@@ -52,7 +55,48 @@ pub fn render_status(z: &ZeroDowntimeRollout) -> String {
             c.type_, c.status, c.reason, c.message
         );
     }
+    if let Some(a) = &st.analysis {
+        render_analysis(&mut out, a);
+    }
     out
+}
+
+/// The analysis section: the run, then each metric's counters and last measurements.
+fn render_analysis(out: &mut String, a: &AnalysisStatus) {
+    let _ = writeln!(
+        out,
+        "Analysis:    {} (revision {}): {}",
+        a.phase.as_str(),
+        a.revision,
+        a.message.as_deref().unwrap_or_default()
+    );
+    for m in &a.metrics {
+        let _ = writeln!(
+            out,
+            "  {} {}: {} measured, {} successful, {} failed, {} inconclusive, {} errors ({} in a row)",
+            m.name,
+            m.phase.as_str(),
+            m.count,
+            m.successful,
+            m.failed,
+            m.inconclusive,
+            m.error,
+            m.consecutive_error
+        );
+        for x in &m.measurements {
+            let _ = writeln!(
+                out,
+                "    {}  {:<12} {:<24} {}",
+                x.finished_at.0.strftime("%Y-%m-%dT%H:%M:%SZ"),
+                x.phase.as_str(),
+                x.value.as_deref().unwrap_or("-"),
+                x.message.as_deref().unwrap_or_default()
+            );
+        }
+        if let Some(last) = m.measurements.last() {
+            let _ = writeln!(out, "    query: {}", last.query.replace('\n', " "));
+        }
+    }
 }
 
 /// Prints the status, once or on every change.
@@ -74,6 +118,58 @@ pub async fn status(client: Client, ns: &str, name: &str, watch: bool) -> Result
         }
     }
     Ok(())
+}
+
+/// Resumes: clears `spec.paused` and sets `zdr.dev/resume-analysis` to a new value, which
+/// resumes an inconclusive analysis.
+pub async fn resume(client: Client, ns: &str, name: &str) -> Result<(), kube::Error> {
+    let api: Api<ZeroDowntimeRollout> = Api::namespaced(client, ns);
+    let token = jiff::Timestamp::now().to_string();
+    api.patch(
+        name,
+        &plugin_params(),
+        &Patch::Merge(json!({
+            "metadata": {"annotations": {RESUME_ANALYSIS_ANNOTATION: token}},
+            "spec": {"paused": false},
+        })),
+    )
+    .await?;
+    println!("{name} resumed");
+    Ok(())
+}
+
+/// Aborts the update in progress: sets `zdr.dev/abort` to the update revision; the controller
+/// rolls back to the stable revision. Applying a new template starts a new update.
+pub async fn abort(client: Client, ns: &str, name: &str) -> Result<(), String> {
+    let api: Api<ZeroDowntimeRollout> = Api::namespaced(client, ns);
+    let z = api.get(name).await.map_err(|e| e.to_string())?;
+    let st = z.status.unwrap_or_default();
+    let (Some(update), Some(stable)) = (st.update_revision, st.stable_revision) else {
+        return Err(format!(
+            "{name} has no update in progress over a stable revision"
+        ));
+    };
+    if update == stable {
+        return Err(format!(
+            "{name} has no update in progress: revision {update} is stable"
+        ));
+    }
+    api.patch(
+        name,
+        &plugin_params(),
+        &Patch::Merge(json!({"metadata": {"annotations": {ABORT_ANNOTATION: update}}})),
+    )
+    .await
+    .map_err(|e| e.to_string())?;
+    println!("{name}: aborting revision {update}, rolling back to {stable}");
+    Ok(())
+}
+
+fn plugin_params() -> PatchParams {
+    PatchParams {
+        field_manager: Some(PLUGIN_FIELD_MANAGER.into()),
+        ..PatchParams::default()
+    }
 }
 
 /// Sets `spec.paused`.
@@ -218,6 +314,35 @@ pub async fn history(client: Client, ns: &str, name: &str) -> Result<(), kube::E
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn status_shows_the_last_measurements() {
+        let z: ZeroDowntimeRollout = serde_json::from_value(json!({
+            "apiVersion": "zdr.dev/v1alpha1", "kind": "ZeroDowntimeRollout",
+            "metadata": {"name": "web"},
+            "spec": {"selector": {"matchLabels": {"app": "web"}},
+                     "template": {"metadata": {"labels": {"app": "web"}}}},
+            "status": {"phase": "Aborted", "analysis": {
+                "revision": "abc", "phase": "Failed", "message": "metric error-rate failed",
+                "startedAt": "2026-06-01T12:00:00Z",
+                "metrics": [{"name": "error-rate", "phase": "Failed", "count": 1, "failed": 1,
+                    "measurements": [{"phase": "Failed", "value": "[0.2]",
+                        "startedAt": "2026-06-01T12:00:00Z", "finishedAt": "2026-06-01T12:00:01Z",
+                        "query": "sum(x{r=\"abc\"})", "message": "successCondition does not hold"}]}]}},
+        }))
+        .unwrap();
+        let out = render_status(&z);
+        assert!(out.contains("Analysis:    Failed (revision abc)"), "{out}");
+        assert!(
+            out.contains("error-rate Failed: 1 measured, 0 successful, 1 failed"),
+            "{out}"
+        );
+        assert!(
+            out.contains("2026-06-01T12:00:01Z  Failed       [0.2]"),
+            "{out}"
+        );
+        assert!(out.contains("query: sum(x{r=\"abc\"})"), "{out}");
+    }
 
     #[test]
     fn undo_goes_to_the_previous_revision_or_the_one_asked_for() {

@@ -151,6 +151,21 @@ pub fn plan_rollout(zdr: &ZeroDowntimeRollout, fresh: bool) -> Result<String, Pl
         params.min_available(),
         spec.min_ready_seconds
     );
+    if let Some(a) = &spec.analysis {
+        let names: Vec<&str> = a.metrics.iter().map(|m| m.name.as_str()).collect();
+        let _ = writeln!(
+            out,
+            "  analysis of the new revision: {} every {:?}{}{}; failed -> abort and roll back to the stable revision, inconclusive (no data) -> pause until `kubectl zdr resume`",
+            names.join(", "),
+            a.interval,
+            a.initial_delay
+                .map(|d| format!(", first after {d:?}"))
+                .unwrap_or_default(),
+            a.count
+                .map(|c| format!(", {c} measurement(s) each"))
+                .unwrap_or_else(|| ", until the update completes".into()),
+        );
+    }
     if spec.paused {
         let _ = writeln!(
             out,
@@ -227,6 +242,26 @@ mod tests {
         let last: Vec<&str> = rows.last().unwrap().split_whitespace().collect();
         assert_eq!(&last[3..5], &["6", "0"], "{out}");
         assert!(out.contains(&format!("done: {} wave(s)", rows.len())));
+    }
+
+    #[test]
+    fn rolling_plan_mentions_the_analysis() {
+        let mut z = zdr(json!({}), 3);
+        z.spec.analysis = Some(
+            serde_json::from_value(json!({
+                "prometheus": {"address": "http://p:9090"}, "initialDelay": "1m",
+                "metrics": [{"name": "error-rate", "query": "q", "successCondition": "result < 0.01"}],
+            }))
+            .unwrap(),
+        );
+        let out = plan_rollout(&z, false).unwrap();
+        assert!(
+            out.contains("analysis of the new revision: error-rate every 30s, first after 60s, until the update completes"),
+            "{out}"
+        );
+        z.spec.analysis.as_mut().unwrap().metrics[0].success_condition = Some("result <".into());
+        let e = plan_rollout(&z, false).unwrap_err().to_string();
+        assert!(e.contains("InvalidAnalysis"), "{e}");
     }
 
     #[test]

@@ -85,6 +85,11 @@ app.kubernetes.io/part-of: zdr
 - apiGroups: [""]
   resources: ["services"]
   verbs: ["get", "list", "watch", "patch"]
+# spec.analysis.prometheus.bearerToken / ca: read the named Secret when measuring (get only:
+# no list or watch, so the controller cannot enumerate Secrets).
+- apiGroups: [""]
+  resources: ["secrets"]
+  verbs: ["get"]
 - apiGroups: ["events.k8s.io"]
   resources: ["events"]
   verbs: ["create", "patch"]
