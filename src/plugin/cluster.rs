@@ -279,20 +279,7 @@ async fn owned_revisions(
 pub async fn history(client: Client, ns: &str, name: &str) -> Result<(), kube::Error> {
     let zdrs: Api<ZeroDowntimeRollout> = Api::namespaced(client.clone(), ns);
     let z = zdrs.get(name).await?;
-    let uid = z.uid();
-    let revs: Api<ControllerRevision> = Api::namespaced(client, ns);
-    let mut owned: Vec<ControllerRevision> = revs
-        .list(&ListParams::default())
-        .await?
-        .items
-        .into_iter()
-        .filter(|r| {
-            r.owner_references()
-                .iter()
-                .any(|o| Some(&o.uid) == uid.as_ref())
-        })
-        .collect();
-    owned.sort_by_key(|r| r.revision);
+    let owned = owned_revisions(client, ns, &z).await?;
     println!("{:<9} {:<12} IMAGES", "REVISION", "HASH");
     for r in owned {
         let images = crate::controller::revisions::template_of(&r)
