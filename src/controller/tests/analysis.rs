@@ -85,17 +85,10 @@ async fn a_bad_versions_error_rate_aborts_and_rolls_back_to_stable() {
     );
     let task = tokio::spawn(reconcile(Arc::new(zdr.clone()), h.ctx.clone()));
 
-    let ev = h
-        .api
-        .expect(
-            Method::POST,
-            "/apis/events.k8s.io/v1/namespaces/ns/events?",
-            event_reply(),
-        )
-        .await;
-    assert_eq!(ev["body"]["type"], "Warning");
-    assert_eq!(ev["body"]["reason"], "AnalysisFailed");
-    let note = ev["body"]["note"].as_str().unwrap();
+    let ev = h.api.expect_event().await;
+    assert_eq!(ev["type"], "Warning");
+    assert_eq!(ev["reason"], "AnalysisFailed");
+    let note = ev["note"].as_str().unwrap();
     assert!(
         note.contains("error-rate") && note.contains("0.2"),
         "{note}"
@@ -119,11 +112,7 @@ async fn a_bad_versions_error_rate_aborts_and_rolls_back_to_stable() {
         old.as_str()
     );
     assert_eq!(pod["body"]["spec"]["containers"][0]["image"], "web:1");
-    let status = h
-        .api
-        .expect(Method::PATCH, STATUS_PATH, status_reply())
-        .await;
-    let s = &status["body"]["status"];
+    let s = &h.api.expect_status().await;
     assert_eq!(s["phase"], "Aborted");
     assert_eq!(s["abortedRevision"], new.as_str());
     assert_eq!(s["stableRevision"], old.as_str());
@@ -210,20 +199,9 @@ async fn an_empty_result_pauses_the_rollout_and_says_so() {
     );
     let task = tokio::spawn(reconcile(Arc::new(zdr), h.ctx.clone()));
     // Paused: no pod is created or removed; an event and the status say why.
-    let ev = h
-        .api
-        .expect(
-            Method::POST,
-            "/apis/events.k8s.io/v1/namespaces/ns/events?",
-            event_reply(),
-        )
-        .await;
-    assert_eq!(ev["body"]["reason"], "RolloutPaused");
-    let status = h
-        .api
-        .expect(Method::PATCH, STATUS_PATH, status_reply())
-        .await;
-    let s = &status["body"]["status"];
+    let ev = h.api.expect_event().await;
+    assert_eq!(ev["reason"], "RolloutPaused");
+    let s = &h.api.expect_status().await;
     assert_eq!(s["phase"], "Paused");
     let paused = cond(s, "Paused");
     assert_eq!(paused["reason"], "AnalysisInconclusive");
@@ -263,16 +241,9 @@ async fn a_crash_looping_canary_aborts_even_without_metrics() {
     ]);
     add(&mut h.pods, crashing);
     let task = tokio::spawn(reconcile(Arc::new(zdr), h.ctx.clone()));
-    let ev = h
-        .api
-        .expect(
-            Method::POST,
-            "/apis/events.k8s.io/v1/namespaces/ns/events?",
-            event_reply(),
-        )
-        .await;
-    assert_eq!(ev["body"]["reason"], "CanaryCrashLooping");
-    assert!(ev["body"]["note"].as_str().unwrap().contains("new-a"));
+    let ev = h.api.expect_event().await;
+    assert_eq!(ev["reason"], "CanaryCrashLooping");
+    assert!(ev["note"].as_str().unwrap().contains("new-a"));
     // new-a is not available: it goes at once (not Ready, no endpoint lists it).
     let del = h
         .api
@@ -283,11 +254,7 @@ async fn a_crash_looping_canary_aborts_even_without_metrics() {
         )
         .await;
     assert_eq!(del["body"]["preconditions"]["uid"], "uid-new-a");
-    let status = h
-        .api
-        .expect(Method::PATCH, STATUS_PATH, status_reply())
-        .await;
-    let s = &status["body"]["status"];
+    let s = &h.api.expect_status().await;
     assert_eq!(s["phase"], "Aborted");
     assert_eq!(cond(s, "Aborted")["reason"], "CanaryCrashLooping");
     task.await.unwrap().unwrap();
@@ -303,15 +270,8 @@ async fn a_condition_that_does_not_parse_is_an_invalid_spec() {
     zdr.spec.analysis.as_mut().unwrap().metrics[0].success_condition =
         Some("result < = 0.01".into());
     let task = tokio::spawn(reconcile(Arc::new(zdr), h.ctx.clone()));
-    let ev = h
-        .api
-        .expect(
-            Method::POST,
-            "/apis/events.k8s.io/v1/namespaces/ns/events?",
-            event_reply(),
-        )
-        .await;
-    assert_eq!(ev["body"]["reason"], "InvalidAnalysis");
+    let ev = h.api.expect_event().await;
+    assert_eq!(ev["reason"], "InvalidAnalysis");
     let status = h
         .api
         .expect(Method::PATCH, STATUS_PATH, status_reply())
@@ -339,15 +299,8 @@ async fn the_abort_annotation_rolls_back_without_measuring() {
         owned_pod("new-a", &new, true, Some("True"), json!({})),
     );
     let task = tokio::spawn(reconcile(Arc::new(zdr), h.ctx.clone()));
-    let ev = h
-        .api
-        .expect(
-            Method::POST,
-            "/apis/events.k8s.io/v1/namespaces/ns/events?",
-            event_reply(),
-        )
-        .await;
-    assert_eq!(ev["body"]["reason"], "AbortedByUser");
+    let ev = h.api.expect_event().await;
+    assert_eq!(ev["reason"], "AbortedByUser");
     h.api
         .expect(
             Method::POST,
@@ -355,11 +308,7 @@ async fn the_abort_annotation_rolls_back_without_measuring() {
             pod_reply("p"),
         )
         .await;
-    let status = h
-        .api
-        .expect(Method::PATCH, STATUS_PATH, status_reply())
-        .await;
-    let s = &status["body"]["status"];
+    let s = &h.api.expect_status().await;
     assert_eq!(s["phase"], "Aborted");
     assert_eq!(cond(s, "Aborted")["reason"], "AbortedByUser");
     task.await.unwrap().unwrap();
@@ -415,11 +364,7 @@ async fn the_bearer_token_and_ca_are_read_from_secrets() {
         pod["body"]["metadata"]["labels"]["zdr.dev/revision"],
         new.as_str()
     );
-    let status = h
-        .api
-        .expect(Method::PATCH, STATUS_PATH, status_reply())
-        .await;
-    let s = &status["body"]["status"];
+    let s = &h.api.expect_status().await;
     assert_eq!(s["phase"], "Progressing");
     assert_eq!(
         s["analysis"]["metrics"][0]["measurements"][0]["phase"],
@@ -520,11 +465,7 @@ async fn an_unmeasured_update_does_not_become_stable() {
     let mut h = harness_with(NOW, Arc::new(Factory(fake.clone())));
     let (zdr, old, new) = all_updated(&mut h, json!({"initialDelay": "1m"}));
     let task = tokio::spawn(reconcile(Arc::new(zdr), h.ctx.clone()));
-    let status = h
-        .api
-        .expect(Method::PATCH, STATUS_PATH, status_reply())
-        .await;
-    let s = &status["body"]["status"];
+    let s = &h.api.expect_status().await;
     assert_eq!(s["phase"], "Progressing");
     assert_eq!(
         s["stableRevision"],
@@ -547,20 +488,9 @@ async fn a_measured_good_update_becomes_stable() {
     let mut h = harness_with(NOW, Arc::new(Factory(fake.clone())));
     let (zdr, _, new) = all_updated(&mut h, json!({}));
     let task = tokio::spawn(reconcile(Arc::new(zdr), h.ctx.clone()));
-    let ev = h
-        .api
-        .expect(
-            Method::POST,
-            "/apis/events.k8s.io/v1/namespaces/ns/events?",
-            event_reply(),
-        )
-        .await;
-    assert_eq!(ev["body"]["reason"], "RolloutCompleted");
-    let status = h
-        .api
-        .expect(Method::PATCH, STATUS_PATH, status_reply())
-        .await;
-    let s = &status["body"]["status"];
+    let ev = h.api.expect_event().await;
+    assert_eq!(ev["reason"], "RolloutCompleted");
+    let s = &h.api.expect_status().await;
     assert_eq!(s["phase"], "Healthy");
     assert_eq!(s["stableRevision"], new.as_str());
     assert_eq!(s["analysis"]["phase"], "Successful");

@@ -75,6 +75,26 @@ impl Verifier {
         .await
     }
 
+    /// Expects an event to be published; returns its body.
+    async fn expect_event(&mut self) -> Value {
+        self.expect(
+            Method::POST,
+            "/apis/events.k8s.io/v1/namespaces/ns/events?",
+            event_reply(),
+        )
+        .await["body"]
+            .clone()
+    }
+
+    /// Expects the status to be applied; returns the applied `status`.
+    async fn expect_status(&mut self) -> Value {
+        let applied = self
+            .expect(Method::PATCH, STATUS_PATH, status_reply())
+            .await;
+        assert_eq!(applied["contentType"], "application/apply-patch+yaml");
+        applied["body"]["status"].clone()
+    }
+
     /// Asserts that no further request arrives.
     async fn expect_nothing(&mut self) {
         let next = tokio::time::timeout(Duration::from_millis(200), self.0.next_request()).await;

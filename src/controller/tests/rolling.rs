@@ -129,11 +129,7 @@ async fn a_surplus_old_pod_is_taken_out_of_traffic_before_anything_else() {
         (c["type"].as_str(), c["status"].as_str()),
         (Some("zdr.dev/serving"), Some("False"))
     );
-    let status = h
-        .api
-        .expect(Method::PATCH, STATUS_PATH, status_reply())
-        .await;
-    let s = &status["body"]["status"];
+    let s = &h.api.expect_status().await;
     assert_eq!(
         (
             s["replicas"].as_i64(),
@@ -220,21 +216,10 @@ async fn an_unsupported_spec_is_reported_and_nothing_is_touched() {
         json!(null),
     );
     let task = tokio::spawn(reconcile(Arc::new(zdr), h.ctx.clone()));
-    let ev = h
-        .api
-        .expect(
-            Method::POST,
-            "/apis/events.k8s.io/v1/namespaces/ns/events?",
-            event_reply(),
-        )
-        .await;
-    assert_eq!(ev["body"]["reason"], "CanaryNotSupported");
-    assert_eq!(ev["body"]["type"], "Warning");
-    let status = h
-        .api
-        .expect(Method::PATCH, STATUS_PATH, status_reply())
-        .await;
-    let s = &status["body"]["status"];
+    let ev = h.api.expect_event().await;
+    assert_eq!(ev["reason"], "CanaryNotSupported");
+    assert_eq!(ev["type"], "Warning");
+    let s = &h.api.expect_status().await;
     assert_eq!(s["phase"], "Degraded");
     assert_eq!(s["conditions"][0]["type"], "InvalidSpec");
     assert_eq!(s["conditions"][0]["reason"], "CanaryNotSupported");
@@ -269,20 +254,9 @@ async fn no_progress_past_the_deadline_marks_the_rollout_degraded() {
         owned_pod("new-a", &new, false, Some("True"), json!({})),
     );
     let task = tokio::spawn(reconcile(Arc::new(zdr), h.ctx.clone()));
-    let ev = h
-        .api
-        .expect(
-            Method::POST,
-            "/apis/events.k8s.io/v1/namespaces/ns/events?",
-            event_reply(),
-        )
-        .await;
-    assert_eq!(ev["body"]["reason"], "ProgressDeadlineExceeded");
-    let status = h
-        .api
-        .expect(Method::PATCH, STATUS_PATH, status_reply())
-        .await;
-    let s = &status["body"]["status"];
+    let ev = h.api.expect_event().await;
+    assert_eq!(ev["reason"], "ProgressDeadlineExceeded");
+    let s = &h.api.expect_status().await;
     assert_eq!(s["phase"], "Degraded");
     let progressing = s["conditions"]
         .as_array()
