@@ -75,14 +75,8 @@ async fn a_bad_versions_error_rate_aborts_and_rolls_back_to_stable() {
     let mut h = harness_with(NOW, Arc::new(Factory(fake.clone())));
     let (mut zdr, old, new) = mid_rollout(&mut h);
     with_analysis(&mut zdr);
-    add(
-        &mut h.pods,
-        owned_pod("old-a", &old, true, Some("True"), json!({})),
-    );
-    add(
-        &mut h.pods,
-        owned_pod("new-a", &new, true, Some("True"), json!({})),
-    );
+    add_serving(&mut h, "old-a", &old);
+    add_serving(&mut h, "new-a", &new);
     let task = tokio::spawn(reconcile(Arc::new(zdr.clone()), h.ctx.clone()));
 
     let ev = h.api.expect_event().await;
@@ -189,14 +183,8 @@ async fn an_empty_result_pauses_the_rollout_and_says_so() {
     let mut h = harness_with(NOW, Arc::new(Factory(fake.clone())));
     let (mut zdr, old, new) = mid_rollout(&mut h);
     with_analysis(&mut zdr);
-    add(
-        &mut h.pods,
-        owned_pod("old-a", &old, true, Some("True"), json!({})),
-    );
-    add(
-        &mut h.pods,
-        owned_pod("new-a", &new, true, Some("True"), json!({})),
-    );
+    add_serving(&mut h, "old-a", &old);
+    add_serving(&mut h, "new-a", &new);
     let task = tokio::spawn(reconcile(Arc::new(zdr), h.ctx.clone()));
     // Paused: no pod is created or removed; an event and the status say why.
     let ev = h.api.expect_event().await;
@@ -223,14 +211,8 @@ async fn a_crash_looping_canary_aborts_even_without_metrics() {
     let mut h = harness_with(NOW, Arc::new(Factory(fake.clone())));
     let (mut zdr, old, new) = mid_rollout(&mut h);
     with_analysis(&mut zdr);
-    add(
-        &mut h.pods,
-        owned_pod("old-a", &old, true, Some("True"), json!({})),
-    );
-    add(
-        &mut h.pods,
-        owned_pod("old-b", &old, true, Some("True"), json!({})),
-    );
+    add_serving(&mut h, "old-a", &old);
+    add_serving(&mut h, "old-b", &old);
     let mut crashing = owned_pod("new-a", &new, false, Some("True"), json!({}));
     crashing.status.as_mut().unwrap().container_statuses = Some(vec![
         serde_json::from_value(json!({
@@ -290,14 +272,8 @@ async fn the_abort_annotation_rolls_back_without_measuring() {
     let (mut zdr, old, new) = mid_rollout(&mut h);
     with_analysis(&mut zdr);
     zdr.metadata.annotations = Some([("zdr.dev/abort".to_string(), new.clone())].into());
-    add(
-        &mut h.pods,
-        owned_pod("old-a", &old, true, Some("True"), json!({})),
-    );
-    add(
-        &mut h.pods,
-        owned_pod("new-a", &new, true, Some("True"), json!({})),
-    );
+    add_serving(&mut h, "old-a", &old);
+    add_serving(&mut h, "new-a", &new);
     let task = tokio::spawn(reconcile(Arc::new(zdr), h.ctx.clone()));
     let ev = h.api.expect_event().await;
     assert_eq!(ev["reason"], "AbortedByUser");
@@ -325,14 +301,8 @@ async fn the_bearer_token_and_ca_are_read_from_secrets() {
     prom.bearer_token =
         Some(serde_json::from_value(json!({"name": "prom-auth", "key": "token"})).unwrap());
     prom.ca = Some(serde_json::from_value(json!({"name": "prom-ca", "key": "ca.crt"})).unwrap());
-    add(
-        &mut h.pods,
-        owned_pod("old-a", &old, true, Some("True"), json!({})),
-    );
-    add(
-        &mut h.pods,
-        owned_pod("new-a", &new, true, Some("True"), json!({})),
-    );
+    add_serving(&mut h, "old-a", &old);
+    add_serving(&mut h, "new-a", &new);
     let task = tokio::spawn(reconcile(Arc::new(zdr), h.ctx.clone()));
     // base64("s3cret\n") and base64("PEM")
     h.api
@@ -384,14 +354,8 @@ async fn a_missing_secret_is_an_error_measurement_not_a_failure() {
     with_analysis(&mut zdr);
     zdr.spec.analysis.as_mut().unwrap().prometheus.bearer_token =
         Some(serde_json::from_value(json!({"name": "gone", "key": "token"})).unwrap());
-    add(
-        &mut h.pods,
-        owned_pod("old-a", &old, true, Some("True"), json!({})),
-    );
-    add(
-        &mut h.pods,
-        owned_pod("new-a", &new, true, Some("True"), json!({})),
-    );
+    add_serving(&mut h, "old-a", &old);
+    add_serving(&mut h, "new-a", &new);
     let task = tokio::spawn(reconcile(Arc::new(zdr), h.ctx.clone()));
     let (req, send) = h.api.0.next_request().await.expect("the Secret is read");
     assert_eq!(req.uri().path(), "/api/v1/namespaces/ns/secrets/gone");
@@ -448,14 +412,8 @@ fn all_updated(h: &mut Harness, extra: Value) -> (ZeroDowntimeRollout, String, S
         }
         zdr.spec.analysis = Some(serde_json::from_value(a).unwrap());
     }
-    add(
-        &mut h.pods,
-        owned_pod("new-a", &new, true, Some("True"), json!({})),
-    );
-    add(
-        &mut h.pods,
-        owned_pod("new-b", &new, true, Some("True"), json!({})),
-    );
+    add_serving(h, "new-a", &new);
+    add_serving(h, "new-b", &new);
     (zdr, old, new)
 }
 
@@ -508,14 +466,8 @@ async fn secrets_are_not_read_when_no_measurement_is_due() {
     a.initial_delay = Some("5m".parse().unwrap());
     a.prometheus.bearer_token =
         Some(serde_json::from_value(json!({"name": "prom-auth", "key": "token"})).unwrap());
-    add(
-        &mut h.pods,
-        owned_pod("old-a", &old, true, Some("True"), json!({})),
-    );
-    add(
-        &mut h.pods,
-        owned_pod("new-a", &new, true, Some("True"), json!({})),
-    );
+    add_serving(&mut h, "old-a", &old);
+    add_serving(&mut h, "new-a", &new);
     let task = tokio::spawn(reconcile(Arc::new(zdr), h.ctx.clone()));
     // No GET of the Secret: straight to the rollout's own work.
     h.api

@@ -233,6 +233,14 @@ fn status_reply() -> Value {
     serde_json::to_value(rollout(json!({}), json!(null))).unwrap()
 }
 
+/// A Ready pod of `rev`, in traffic (serving gate True).
+fn add_serving(h: &mut Harness, name: &str, rev: &str) {
+    add(
+        &mut h.pods,
+        owned_pod(name, rev, true, Some("True"), json!({})),
+    );
+}
+
 const STATUS_PATH: &str = "/apis/zdr.dev/v1alpha1/namespaces/ns/zerodowntimerollouts/web/status?&force=true&fieldManager=zdr-controller";
 
 fn hash_of(z: &ZeroDowntimeRollout) -> String {

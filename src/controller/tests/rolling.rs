@@ -89,10 +89,7 @@ async fn a_new_rollout_records_its_revision_creates_pods_and_reports_status() {
 async fn a_surplus_old_pod_is_taken_out_of_traffic_before_anything_else() {
     let mut h = harness(NOW);
     let (zdr, old, new) = mid_rollout(&mut h);
-    add(
-        &mut h.pods,
-        owned_pod("old-a", &old, true, Some("True"), json!({})),
-    );
+    add_serving(&mut h, "old-a", &old);
     add(
         &mut h.pods,
         owned_pod(
@@ -103,10 +100,7 @@ async fn a_surplus_old_pod_is_taken_out_of_traffic_before_anything_else() {
             json!({"creationTimestamp": "2026-06-01T10:30:00Z"}),
         ),
     );
-    add(
-        &mut h.pods,
-        owned_pod("new-a", &new, true, Some("True"), json!({})),
-    );
+    add_serving(&mut h, "new-a", &new);
     add(&mut h.slices, slice("old-b", true));
     let task = tokio::spawn(reconcile(Arc::new(zdr), h.ctx.clone()));
 
@@ -146,14 +140,8 @@ async fn a_surplus_old_pod_is_taken_out_of_traffic_before_anything_else() {
 async fn a_drained_pod_is_deleted_after_the_propagation_delay_with_a_uid_precondition() {
     let mut h = harness(NOW);
     let (zdr, old, new) = mid_rollout(&mut h);
-    add(
-        &mut h.pods,
-        owned_pod("old-a", &old, true, Some("True"), json!({})),
-    );
-    add(
-        &mut h.pods,
-        owned_pod("new-a", &new, true, Some("True"), json!({})),
-    );
+    add_serving(&mut h, "old-a", &old);
+    add_serving(&mut h, "new-a", &new);
     // Retiring: gate False, Ready False, no slice lists it ready, drained 10 s ago (> 5 s).
     add(
         &mut h.pods,
@@ -186,14 +174,8 @@ async fn a_drained_pod_is_deleted_after_the_propagation_delay_with_a_uid_precond
 async fn a_retiring_pod_still_listed_ready_waits_for_the_endpoints() {
     let mut h = harness(NOW);
     let (zdr, old, new) = mid_rollout(&mut h);
-    add(
-        &mut h.pods,
-        owned_pod("old-a", &old, true, Some("True"), json!({})),
-    );
-    add(
-        &mut h.pods,
-        owned_pod("new-a", &new, true, Some("True"), json!({})),
-    );
+    add_serving(&mut h, "old-a", &old);
+    add_serving(&mut h, "new-a", &new);
     add(
         &mut h.pods,
         owned_pod("old-b", &old, false, Some("False"), json!({})),
@@ -241,14 +223,8 @@ async fn no_progress_past_the_deadline_marks_the_rollout_degraded() {
     st.last_progress_time = Some(k8s_openapi::apimachinery::pkg::apis::meta::v1::Time(
         "2026-06-01T11:58:00Z".parse::<Timestamp>().unwrap(),
     ));
-    add(
-        &mut h.pods,
-        owned_pod("old-a", &old, true, Some("True"), json!({})),
-    );
-    add(
-        &mut h.pods,
-        owned_pod("old-b", &old, true, Some("True"), json!({})),
-    );
+    add_serving(&mut h, "old-a", &old);
+    add_serving(&mut h, "old-b", &old);
     add(
         &mut h.pods,
         owned_pod("new-a", &new, false, Some("True"), json!({})),
@@ -280,14 +256,8 @@ async fn reapplying_the_previous_template_is_a_rollback_that_reuses_its_revision
     let st = zdr.status.as_mut().unwrap();
     st.stable_revision = Some(new.clone());
     st.update_revision = Some(new.clone());
-    add(
-        &mut h.pods,
-        owned_pod("new-a", &new, true, Some("True"), json!({})),
-    );
-    add(
-        &mut h.pods,
-        owned_pod("new-b", &new, true, Some("True"), json!({})),
-    );
+    add_serving(&mut h, "new-a", &new);
+    add_serving(&mut h, "new-b", &new);
     let task = tokio::spawn(reconcile(Arc::new(zdr), h.ctx.clone()));
     let rev = h.api.expect_revision(&old, 3).await;
     assert_eq!(
