@@ -57,7 +57,7 @@ struct Observed {
     slices: Vec<Arc<EndpointSlice>>,
 }
 
-fn fetch(zdr: &ZeroDowntimeRollout, ctx: &Context, valid: Option<&Valid>) -> Observed {
+fn fetch(zdr: &ZeroDowntimeRollout, ctx: &Context, valid: &Valid) -> Observed {
     let ns = zdr.namespace();
     let uid = zdr.uid();
     let controlled = |refs: &[k8s_openapi::apimachinery::pkg::apis::meta::v1::OwnerReference]| {
@@ -68,18 +68,15 @@ fn fetch(zdr: &ZeroDowntimeRollout, ctx: &Context, valid: Option<&Valid>) -> Obs
     let owned = ctx
         .pods
         .state_filter(|p| in_ns(&p.metadata) && controlled(p.owner_references()));
-    let orphans = match valid {
-        Some(v) => ctx.pods.state_filter(|p| {
-            in_ns(&p.metadata)
-                && p.metadata.deletion_timestamp.is_none()
-                && !p
-                    .owner_references()
-                    .iter()
-                    .any(|r| r.controller == Some(true))
-                && v.selector.matches(p.labels())
-        }),
-        None => Vec::new(),
-    };
+    let orphans = ctx.pods.state_filter(|p| {
+        in_ns(&p.metadata)
+            && p.metadata.deletion_timestamp.is_none()
+            && !p
+                .owner_references()
+                .iter()
+                .any(|r| r.controller == Some(true))
+            && valid.selector.matches(p.labels())
+    });
     let revisions = ctx
         .revisions
         .state_filter(|r| in_ns(&r.metadata) && controlled(r.owner_references()));
@@ -129,7 +126,7 @@ async fn reconcile_one(zdr: &ZeroDowntimeRollout, ctx: &Context) -> Result<Actio
     };
 
     // Fetch from the caches; wait while our own writes are not visible yet.
-    let obs = fetch(zdr, ctx, Some(&valid));
+    let obs = fetch(zdr, ctx, &valid);
     let visible = |pod: &str| {
         obs.owned
             .iter()
