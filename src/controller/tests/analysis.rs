@@ -93,14 +93,7 @@ async fn a_bad_versions_error_rate_aborts_and_rolls_back_to_stable() {
     );
     // Back to stable: a pod of the old revision is created first (surge 1); new-a stays
     // in traffic until the old pod is available (maxUnavailable 0).
-    let pod = h
-        .api
-        .expect(
-            Method::POST,
-            "/api/v1/namespaces/ns/pods?&fieldManager=zdr-controller",
-            pod_reply("p"),
-        )
-        .await;
+    let pod = h.api.expect_pod_create().await;
     assert_eq!(
         pod["body"]["metadata"]["labels"]["zdr.dev/revision"],
         old.as_str()
@@ -277,13 +270,7 @@ async fn the_abort_annotation_rolls_back_without_measuring() {
     let task = tokio::spawn(reconcile(Arc::new(zdr), h.ctx.clone()));
     let ev = h.api.expect_event().await;
     assert_eq!(ev["reason"], "AbortedByUser");
-    h.api
-        .expect(
-            Method::POST,
-            "/api/v1/namespaces/ns/pods?&fieldManager=zdr-controller",
-            pod_reply("p"),
-        )
-        .await;
+    h.api.expect_pod_create().await;
     let s = &h.api.expect_status().await;
     assert_eq!(s["phase"], "Aborted");
     assert_eq!(cond(s, "Aborted")["reason"], "AbortedByUser");
@@ -322,14 +309,7 @@ async fn the_bearer_token_and_ca_are_read_from_secrets() {
         )
         .await;
     // Then the rollout proceeds (the error rate 0 passes): a new pod of the update revision.
-    let pod = h
-        .api
-        .expect(
-            Method::POST,
-            "/api/v1/namespaces/ns/pods?&fieldManager=zdr-controller",
-            pod_reply("p"),
-        )
-        .await;
+    let pod = h.api.expect_pod_create().await;
     assert_eq!(
         pod["body"]["metadata"]["labels"]["zdr.dev/revision"],
         new.as_str()
@@ -371,13 +351,7 @@ async fn a_missing_secret_is_an_error_measurement_not_a_failure() {
             ))
             .unwrap(),
     );
-    h.api
-        .expect(
-            Method::POST,
-            "/api/v1/namespaces/ns/pods?&fieldManager=zdr-controller",
-            pod_reply("p"),
-        )
-        .await;
+    h.api.expect_pod_create().await;
     let status = h
         .api
         .expect(Method::PATCH, STATUS_PATH, status_reply())
@@ -470,13 +444,7 @@ async fn secrets_are_not_read_when_no_measurement_is_due() {
     add_serving(&mut h, "new-a", &new);
     let task = tokio::spawn(reconcile(Arc::new(zdr), h.ctx.clone()));
     // No GET of the Secret: straight to the rollout's own work.
-    h.api
-        .expect(
-            Method::POST,
-            "/api/v1/namespaces/ns/pods?&fieldManager=zdr-controller",
-            pod_reply("p"),
-        )
-        .await;
+    h.api.expect_pod_create().await;
     let status = h
         .api
         .expect(Method::PATCH, STATUS_PATH, status_reply())

@@ -75,6 +75,16 @@ impl Verifier {
         .await
     }
 
+    /// Expects a pod to be created; returns what `expect` returns.
+    async fn expect_pod_create(&mut self) -> Value {
+        self.expect(
+            Method::POST,
+            "/api/v1/namespaces/ns/pods?&fieldManager=zdr-controller",
+            pod_reply("p"),
+        )
+        .await
+    }
+
     /// Expects an event to be published; returns its body.
     async fn expect_event(&mut self) -> Value {
         self.expect(

@@ -30,15 +30,7 @@ async fn a_new_rollout_records_its_revision_creates_pods_and_reports_status() {
 
     // 3 replicas, maxSurge 25% -> 1: from zero pods all 3 fit under the ceiling of 4.
     for _ in 0..3 {
-        let pod = h
-            .api
-            .expect(
-                Method::POST,
-                "/api/v1/namespaces/ns/pods?&fieldManager=zdr-controller",
-                pod_reply("p"),
-            )
-            .await["body"]
-            .clone();
+        let pod = h.api.expect_pod_create().await["body"].clone();
         assert_eq!(pod["metadata"]["labels"]["zdr.dev/revision"], hash);
         assert_eq!(pod["metadata"]["labels"]["app"], "web");
         assert_eq!(
@@ -164,9 +156,7 @@ async fn a_drained_pod_is_deleted_after_the_propagation_delay_with_a_uid_precond
         )
         .await;
     assert_eq!(del["body"]["preconditions"]["uid"], "uid-old-b");
-    h.api
-        .expect(Method::PATCH, STATUS_PATH, status_reply())
-        .await;
+    h.api.expect_status().await;
     task.await.unwrap().unwrap();
 }
 
@@ -183,9 +173,7 @@ async fn a_retiring_pod_still_listed_ready_waits_for_the_endpoints() {
     add(&mut h.slices, slice("old-b", true));
     let task = tokio::spawn(reconcile(Arc::new(zdr), h.ctx.clone()));
     // No delete, no drained mark: only the status.
-    h.api
-        .expect(Method::PATCH, STATUS_PATH, status_reply())
-        .await;
+    h.api.expect_status().await;
     h.api.expect_nothing().await;
     task.await.unwrap().unwrap();
 }
@@ -264,14 +252,7 @@ async fn reapplying_the_previous_template_is_a_rollback_that_reuses_its_revision
         rev["body"]["revision"], 3,
         "the old revision becomes the newest"
     );
-    let pod = h
-        .api
-        .expect(
-            Method::POST,
-            "/api/v1/namespaces/ns/pods?&fieldManager=zdr-controller",
-            pod_reply("p"),
-        )
-        .await;
+    let pod = h.api.expect_pod_create().await;
     assert_eq!(
         pod["body"]["metadata"]["labels"]["zdr.dev/revision"],
         old.as_str()
@@ -331,16 +312,8 @@ async fn orphans_are_adopted_and_pods_of_other_controllers_are_never_touched() {
         adopt["body"]["metadata"]["ownerReferences"][0]["controller"],
         true
     );
-    h.api
-        .expect(
-            Method::POST,
-            "/api/v1/namespaces/ns/pods?&fieldManager=zdr-controller",
-            pod_reply("p"),
-        )
-        .await;
-    h.api
-        .expect(Method::PATCH, STATUS_PATH, status_reply())
-        .await;
+    h.api.expect_pod_create().await;
+    h.api.expect_status().await;
     h.api.expect_nothing().await;
     task.await.unwrap().unwrap();
 }
