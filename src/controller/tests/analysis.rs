@@ -156,12 +156,9 @@ async fn a_bad_versions_error_rate_aborts_and_rolls_back_to_stable() {
         )
         .await;
     assert_eq!(gate["body"]["status"]["conditions"][0]["status"], "False");
-    let status = h
-        .api
-        .expect(Method::PATCH, STATUS_PATH, status_reply())
-        .await;
-    assert_eq!(status["body"]["status"]["phase"], "Aborted");
-    assert_eq!(status["body"]["status"]["analysis"]["phase"], "Failed");
+    let status = h.api.expect_status().await;
+    assert_eq!(status["phase"], "Aborted");
+    assert_eq!(status["analysis"]["phase"], "Failed");
     task.await.unwrap().unwrap();
     assert_eq!(
         fake.queries.lock().unwrap().len(),
@@ -247,11 +244,8 @@ async fn a_condition_that_does_not_parse_is_an_invalid_spec() {
     let task = tokio::spawn(reconcile(Arc::new(zdr), h.ctx.clone()));
     let ev = h.api.expect_event().await;
     assert_eq!(ev["reason"], "InvalidAnalysis");
-    let status = h
-        .api
-        .expect(Method::PATCH, STATUS_PATH, status_reply())
-        .await;
-    let c = cond(&status["body"]["status"], "InvalidSpec");
+    let status = h.api.expect_status().await;
+    let c = cond(&status, "InvalidSpec");
     assert_eq!(c["reason"], "InvalidAnalysis");
     assert!(c["message"].as_str().unwrap().contains("column 10"), "{c}");
     assert_eq!(task.await.unwrap().unwrap(), Action::await_change());
@@ -352,11 +346,8 @@ async fn a_missing_secret_is_an_error_measurement_not_a_failure() {
             .unwrap(),
     );
     h.api.expect_pod_create().await;
-    let status = h
-        .api
-        .expect(Method::PATCH, STATUS_PATH, status_reply())
-        .await;
-    let m = &status["body"]["status"]["analysis"]["metrics"][0];
+    let status = h.api.expect_status().await;
+    let m = &status["analysis"]["metrics"][0];
     assert_eq!(m["measurements"][0]["phase"], "Error");
     assert!(
         m["measurements"][0]["message"]
@@ -366,7 +357,7 @@ async fn a_missing_secret_is_an_error_measurement_not_a_failure() {
         "{m}"
     );
     assert_eq!(m["consecutiveError"], 1);
-    assert_eq!(status["body"]["status"]["phase"], "Progressing");
+    assert_eq!(status["phase"], "Progressing");
     assert_eq!(
         task.await.unwrap().unwrap(),
         Action::requeue(Duration::from_secs(5)),
@@ -445,11 +436,8 @@ async fn secrets_are_not_read_when_no_measurement_is_due() {
     let task = tokio::spawn(reconcile(Arc::new(zdr), h.ctx.clone()));
     // No GET of the Secret: straight to the rollout's own work.
     h.api.expect_pod_create().await;
-    let status = h
-        .api
-        .expect(Method::PATCH, STATUS_PATH, status_reply())
-        .await;
-    assert_eq!(status["body"]["status"]["analysis"]["phase"], "Running");
+    let status = h.api.expect_status().await;
+    assert_eq!(status["analysis"]["phase"], "Running");
     assert_eq!(
         task.await.unwrap().unwrap(),
         Action::requeue(Duration::from_secs(300))
