@@ -20,6 +20,9 @@ use zdr::crd::{Phase, ZeroDowntimeRollout};
 
 use crate::pods::{Bounds, PodSet};
 
+/// A boxed watch stream.
+type Events<K> = futures::stream::BoxStream<'static, Result<watcher::Event<K>, watcher::Error>>;
+
 /// Field manager of everything the tests write.
 const MANAGER: &str = "zdr-e2e";
 
@@ -299,6 +302,24 @@ impl TestEnv {
         self.controller.is_some()
     }
 
+    /// Watches of the rollout's pods (by its `app` label) and of the rollout itself.
+    fn watch(&self, name: &str) -> (Events<Pod>, Events<ZeroDowntimeRollout>) {
+        let pods: Api<Pod> = Api::namespaced(self.client.clone(), &self.ns);
+        let pod_events = watcher(
+            pods,
+            watcher::Config::default().labels(&format!("app={name}")),
+        )
+        .default_backoff()
+        .boxed();
+        let zdr_events = watcher(
+            self.api(),
+            watcher::Config::default().fields(&format!("metadata.name={name}")),
+        )
+        .default_backoff()
+        .boxed();
+        (pod_events, zdr_events)
+    }
+
     fn api(&self) -> Api<ZeroDowntimeRollout> {
         Api::namespaced(self.client.clone(), &self.ns)
     }
@@ -364,20 +385,7 @@ impl TestEnv {
         settle: bool,
         done: impl Fn(&ZeroDowntimeRollout, i64) -> bool,
     ) -> ZeroDowntimeRollout {
-        let api = self.api();
-        let pods: Api<Pod> = Api::namespaced(self.client.clone(), &self.ns);
-        let mut pod_events = watcher(
-            pods,
-            watcher::Config::default().labels(&format!("app={name}")),
-        )
-        .default_backoff()
-        .boxed();
-        let mut zdr_events = watcher(
-            api.clone(),
-            watcher::Config::default().fields(&format!("metadata.name={name}")),
-        )
-        .default_backoff()
-        .boxed();
+        let (mut pod_events, mut zdr_events) = self.watch(name);
         let deadline = Instant::now() + self.timeout;
         let mut set = PodSet::default();
         let mut generation: Option<i64> = None;
@@ -455,19 +463,7 @@ impl TestEnv {
         window: Duration,
         check: impl Fn(&PodSet, Option<&ZeroDowntimeRollout>) -> Result<(), String>,
     ) {
-        let pods: Api<Pod> = Api::namespaced(self.client.clone(), &self.ns);
-        let mut pod_events = watcher(
-            pods,
-            watcher::Config::default().labels(&format!("app={name}")),
-        )
-        .default_backoff()
-        .boxed();
-        let mut zdr_events = watcher(
-            self.api(),
-            watcher::Config::default().fields(&format!("metadata.name={name}")),
-        )
-        .default_backoff()
-        .boxed();
+        let (mut pod_events, mut zdr_events) = self.watch(name);
         let end = Instant::now() + window;
         let mut set = PodSet::default();
         let mut last: Option<ZeroDowntimeRollout> = None;
