@@ -397,8 +397,16 @@ async fn reconcile_one(zdr: &ZeroDowntimeRollout, ctx: &Context) -> Result<Actio
     }
 
     // Status.
-    let aborted_for_status = aborted.clone();
-    let stable_for_status = stable_after.clone();
+    let held = held.filter(|_| aborted.is_none());
+    let analysis = analysis_status.map(|mut a| {
+        if stable_after.as_deref() == Some(a.revision.as_str())
+            && a.phase == crate::crd::AnalysisPhase::Running
+        {
+            a.phase = crate::crd::AnalysisPhase::Successful;
+            a.message = Some("the rollout completed while the analysis passed".into());
+        }
+        a
+    });
     let status = status::build(
         &prev,
         Outcome {
@@ -408,7 +416,7 @@ async fn reconcile_one(zdr: &ZeroDowntimeRollout, ctx: &Context) -> Result<Actio
             replicas: zdr.spec.replicas,
             min_available: prm.min_available(),
             update_revision: &update_hash,
-            stable_revision: stable_for_status,
+            stable_revision: stable_after,
             aborted,
             paused: zdr.spec.paused,
             selector: valid.selector.to_string(),
@@ -417,16 +425,8 @@ async fn reconcile_one(zdr: &ZeroDowntimeRollout, ctx: &Context) -> Result<Actio
                 .iter()
                 .map(|n| status::Cond::new(n.type_, "False", n.reason, n.message.clone()))
                 .collect(),
-            held: held.filter(|_| aborted_for_status.is_none()),
-            analysis: analysis_status.map(|mut a| {
-                if stable_after.as_deref() == Some(a.revision.as_str())
-                    && a.phase == crate::crd::AnalysisPhase::Running
-                {
-                    a.phase = crate::crd::AnalysisPhase::Successful;
-                    a.message = Some("the rollout completed while the analysis passed".into());
-                }
-                a
-            }),
+            held,
+            analysis,
         },
         generation,
         now,
