@@ -184,7 +184,6 @@ pub fn build(
     }
     conds.extend(o.extra);
 
-    let prev_conditions = prev.conditions.clone();
     ZeroDowntimeRolloutStatus {
         observed_generation: generation,
         phase: Some(s.phase),
@@ -201,7 +200,7 @@ pub fn build(
         last_progress_time: Some(Time(s.last_progress)),
         aborted_revision: o.aborted.map(|(rev, _)| rev),
         analysis: o.analysis,
-        conditions: conditions(conds, &prev_conditions, generation, now),
+        conditions: conditions(conds, &prev.conditions, generation, now),
     }
 }
 
