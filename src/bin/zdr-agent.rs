@@ -93,32 +93,7 @@ enum Cmd {
     },
     /// The demo HTTP app (used by `zdr demo`, the benchmark and tests).
     #[command(hide = true)]
-    DemoApp {
-        /// Version label (X-Version header).
-        #[arg(long, default_value = "v1")]
-        version: String,
-        /// Drain signal.
-        #[arg(long, default_value = "SIGTERM", value_parser = parse_signal)]
-        drain_signal: i32,
-        /// Bind this address itself instead of taking LISTEN_FDS.
-        #[arg(long)]
-        bind: Option<SocketAddr>,
-        /// With --bind: set SO_REUSEPORT.
-        #[arg(long)]
-        reuseport: bool,
-        /// Delay before READY=1.
-        #[arg(long, default_value = "0ms", value_parser = parse_duration)]
-        ready_delay: Duration,
-        /// Never send READY=1.
-        #[arg(long)]
-        never_ready: bool,
-        /// Exit with code 3 after this long.
-        #[arg(long, value_parser = parse_duration)]
-        exit_after: Option<Duration>,
-        /// While draining, close keep-alive connections idle this long.
-        #[arg(long, default_value = "2s", value_parser = parse_duration)]
-        idle_close: Duration,
-    },
+    DemoApp(demoapp::DemoAppConfig),
     /// Internal: the exec shim (sets LISTEN_PID to its own pid, then execs the app).
     #[command(name = "__shim", hide = true)]
     Shim {
@@ -279,34 +254,13 @@ fn main() -> ExitCode {
                     }
                 }
             }
-            Cmd::DemoApp {
-                version,
-                drain_signal,
-                bind,
-                reuseport,
-                ready_delay,
-                never_ready,
-                exit_after,
-                idle_close,
-            } => {
-                let cfg = demoapp::DemoAppConfig {
-                    version,
-                    drain_signal,
-                    bind,
-                    reuseport,
-                    ready_delay,
-                    never_ready,
-                    exit_after,
-                    idle_close,
-                };
-                match demoapp::run(cfg).await {
-                    Ok(code) => ExitCode::from(code as u8),
-                    Err(e) => {
-                        eprintln!("demo-app: {e}");
-                        ExitCode::FAILURE
-                    }
+            Cmd::DemoApp(cfg) => match demoapp::run(cfg).await {
+                Ok(code) => ExitCode::from(code as u8),
+                Err(e) => {
+                    eprintln!("demo-app: {e}");
+                    ExitCode::FAILURE
                 }
-            }
+            },
             Cmd::Shim { .. } => ExitCode::FAILURE,
         }
     })
