@@ -163,34 +163,66 @@ fn default_history() -> i32 {
     10
 }
 
-/// The k8s LabelSelector schema with bounds on its lists and maps, so the CEL rules that walk it
-/// stay within the API server's cost budget.
+/// Most labels a selector or the pod template may carry: the CEL rules that compare the two walk
+/// both maps, so both are bounded for the API server's cost estimate.
+pub const MAX_LABELS: i64 = 64;
+/// Most `matchExpressions` terms in the selector.
+pub const MAX_SELECTOR_TERMS: i64 = 32;
+/// Most values in one `matchExpressions` term.
+pub const MAX_SELECTOR_VALUES: i64 = 64;
+/// Longest label value Kubernetes accepts.
+pub const MAX_LABEL_VALUE: i64 = 63;
+/// Longest label key Kubernetes accepts: a 253-character DNS prefix, `/`, a 63-character name.
+pub const MAX_LABEL_KEY: i64 = 317;
+
+/// Bounds `schema` (a JSON object schema) with `key: value`.
+fn bound(schema: Option<&mut serde_json::Value>, key: &str, value: i64) {
+    if let Some(obj) = schema.and_then(|s| s.as_object_mut()) {
+        obj.insert(key.into(), value.into());
+    }
+}
+
+/// A label map (`map[string]string`): at most [`MAX_LABELS`] entries of at most
+/// [`MAX_LABEL_VALUE`] characters, as the API server already enforces on pods.
+fn bound_label_map(map: Option<&mut serde_json::Value>) {
+    let Some(map) = map else { return };
+    bound(Some(map), "maxProperties", MAX_LABELS);
+    bound(
+        map.get_mut("additionalProperties"),
+        "maxLength",
+        MAX_LABEL_VALUE,
+    );
+}
+
+/// The k8s LabelSelector schema with bounds on its lists, maps and strings, so the CEL rules that
+/// walk it stay within the API server's cost budget.
 fn bounded_label_selector(generator: &mut SchemaGenerator) -> Schema {
-    let mut schema = <LabelSelector as JsonSchema>::json_schema(generator);
-    if let Some(props) = schema.get_mut("properties").and_then(|p| p.as_object_mut()) {
-        if let Some(ml) = props.get_mut("matchLabels").and_then(|v| v.as_object_mut()) {
-            ml.insert("maxProperties".into(), 64.into());
-        }
-        if let Some(me) = props
-            .get_mut("matchExpressions")
-            .and_then(|v| v.as_object_mut())
-        {
-            me.insert("maxItems".into(), 32.into());
-            if let Some(values) = me
-                .get_mut("items")
-                .and_then(|i| i.get_mut("properties"))
-                .and_then(|p| p.get_mut("values"))
-                .and_then(|v| v.as_object_mut())
-            {
-                values.insert("maxItems".into(), 64.into());
+    let mut value = <LabelSelector as JsonSchema>::json_schema(generator).to_value();
+    if let Some(props) = value.get_mut("properties") {
+        bound_label_map(props.get_mut("matchLabels"));
+        if let Some(me) = props.get_mut("matchExpressions") {
+            bound(Some(me), "maxItems", MAX_SELECTOR_TERMS);
+            if let Some(term) = me.get_mut("items").and_then(|i| i.get_mut("properties")) {
+                bound(term.get_mut("key"), "maxLength", MAX_LABEL_KEY);
+                if let Some(op) = term.get_mut("operator").and_then(|o| o.as_object_mut()) {
+                    op.insert(
+                        "enum".into(),
+                        serde_json::json!(["In", "NotIn", "Exists", "DoesNotExist"]),
+                    );
+                }
+                if let Some(values) = term.get_mut("values") {
+                    bound(Some(values), "maxItems", MAX_SELECTOR_VALUES);
+                    bound(values.get_mut("items"), "maxLength", MAX_LABEL_VALUE);
+                }
             }
         }
     }
-    schema
+    Schema::try_from(value).expect("a bounded object schema is still a schema")
 }
 
 /// The PodTemplateSpec schema with its (large) field descriptions removed, as Argo Rollouts and
 /// controller-gen's `maxDescLen=0` do: the CRD stays under the 256 KiB client-side apply limit.
+/// `metadata.labels` is bounded like the selector, since the selector rules walk it.
 fn pod_template_without_descriptions(generator: &mut SchemaGenerator) -> Schema {
     fn strip(v: &mut serde_json::Value) {
         match v {
@@ -204,6 +236,7 @@ fn pod_template_without_descriptions(generator: &mut SchemaGenerator) -> Schema 
     }
     let mut value = <PodTemplateSpec as JsonSchema>::json_schema(generator).to_value();
     strip(&mut value);
+    bound_label_map(value.pointer_mut("/properties/metadata/properties/labels"));
     Schema::try_from(value).expect("a stripped object schema is still a schema")
 }
 
@@ -361,19 +394,22 @@ pub struct HeaderMatch {
     pub header_value: StringMatch,
 }
 
-/// Exactly one of `exact`, `prefix` or `regex`.
+/// Exactly one of `exact`, `prefix` or `regex`, at most 4096 characters (as Gateway API allows).
 #[derive(KubeSchema, Serialize, Deserialize, Clone, Debug, PartialEq)]
 #[x_kube(validation = Rule::new("(has(self.exact) ? 1 : 0) + (has(self.prefix) ? 1 : 0) + (has(self.regex) ? 1 : 0) == 1").message("set exactly one of exact, prefix, regex"))]
 #[serde(rename_all = "camelCase")]
 pub struct StringMatch {
     /// The value equals this string.
     #[serde(default, skip_serializing_if = "Option::is_none")]
+    #[schemars(length(max = 4096))]
     pub exact: Option<String>,
     /// The value starts with this string.
     #[serde(default, skip_serializing_if = "Option::is_none")]
+    #[schemars(length(max = 4096))]
     pub prefix: Option<String>,
     /// The value matches this regular expression (RE2 syntax, as the Gateway implements it).
     #[serde(default, skip_serializing_if = "Option::is_none")]
+    #[schemars(length(max = 4096))]
     pub regex: Option<String>,
 }
 

@@ -220,3 +220,126 @@ fn negative_replicas_are_rejected_by_the_schema() {
     assert_eq!(sel["matchLabels"]["maxProperties"], json!(64));
     assert_eq!(sel["matchExpressions"]["maxItems"], json!(32));
 }
+
+/// The property names a CEL rule mentions (`self.a.b`, `e.key`, `has(self.x)`): what it may walk.
+fn mentioned(rule: &str) -> std::collections::BTreeSet<String> {
+    rule.split('.')
+        .skip(1)
+        .filter_map(|part| {
+            let name: String = part
+                .chars()
+                .take_while(|c| c.is_ascii_alphanumeric() || *c == '_')
+                .collect();
+            (!name.is_empty()).then_some(name)
+        })
+        .collect()
+}
+
+/// Collects the lists, maps and strings reachable from `node` through `names` that have no
+/// maxItems / maxProperties / maxLength (or enum): what makes the API server's cost estimate of a
+/// rule assume a 3 MiB request.
+fn unbounded(
+    node: &serde_json::Value,
+    path: &str,
+    names: &std::collections::BTreeSet<String>,
+    out: &mut Vec<String>,
+) {
+    if node.get("x-kubernetes-int-or-string").is_some() {
+        return; // an int or a short string; the rules only match it against an anchored regex
+    }
+    match node["type"].as_str() {
+        Some("array") if node.get("maxItems").is_none() => out.push(format!("{path}: maxItems")),
+        Some("string") if node.get("maxLength").is_none() && node.get("enum").is_none() => {
+            out.push(format!("{path}: maxLength"))
+        }
+        Some("object")
+            if node.get("additionalProperties").is_some()
+                && node.get("maxProperties").is_none() =>
+        {
+            out.push(format!("{path}: maxProperties"))
+        }
+        _ => {}
+    }
+    if let Some(items) = node.get("items") {
+        unbounded(items, &format!("{path}[]"), names, out);
+    }
+    if let Some(values) = node.get("additionalProperties").filter(|v| v.is_object()) {
+        unbounded(values, &format!("{path}{{}}"), names, out);
+    }
+    if let Some(props) = node["properties"].as_object() {
+        for (name, child) in props.iter().filter(|(n, _)| names.contains(*n)) {
+            unbounded(child, &format!("{path}.{name}"), names, out);
+        }
+    }
+}
+
+/// Every node that carries CEL rules, with its path.
+fn rule_sites<'a>(
+    node: &'a serde_json::Value,
+    path: String,
+    out: &mut Vec<(String, &'a serde_json::Value)>,
+) {
+    if node.get("x-kubernetes-validations").is_some() {
+        out.push((path.clone(), node));
+    }
+    if let Some(items) = node.get("items") {
+        rule_sites(items, format!("{path}[]"), out);
+    }
+    if let Some(values) = node.get("additionalProperties").filter(|v| v.is_object()) {
+        rule_sites(values, format!("{path}{{}}"), out);
+    }
+    if let Some(props) = node["properties"].as_object() {
+        for (name, child) in props {
+            rule_sites(child, format!("{path}.{name}"), out);
+        }
+    }
+}
+
+/// The API server estimates each rule's worst-case cost from the schema and refuses the CRD when
+/// a rule walks a list, map or string without a bound (kube's client-side interpreter does not
+/// estimate cost, so the rule tests above cannot see it). This checks the schema itself: whatever
+/// a rule can reach through the property names it mentions must be bounded.
+#[test]
+fn every_cel_rule_walks_only_bounded_lists_maps_and_strings() {
+    let crd = serde_json::to_value(ZeroDowntimeRollout::crd()).unwrap();
+    let root = &crd["spec"]["versions"][0]["schema"]["openAPIV3Schema"];
+    let mut sites = Vec::new();
+    rule_sites(root, String::new(), &mut sites);
+    assert!(sites.len() >= 6, "the rules were found: {sites:?}");
+    let mut problems = Vec::new();
+    for (path, node) in sites {
+        for rule in node["x-kubernetes-validations"].as_array().unwrap() {
+            let rule = rule["rule"].as_str().unwrap();
+            let mut missing = Vec::new();
+            unbounded(node, &path, &mentioned(rule), &mut missing);
+            if !missing.is_empty() {
+                problems.push(format!(
+                    "rule at {path} `{rule}` walks unbounded {missing:?}"
+                ));
+            }
+        }
+    }
+    assert!(problems.is_empty(), "{}", problems.join("\n"));
+}
+
+#[test]
+fn the_bound_check_sees_an_unbounded_label_map() {
+    let mut crd = serde_json::to_value(ZeroDowntimeRollout::crd()).unwrap();
+    let labels = crd.pointer_mut(
+        "/spec/versions/0/schema/openAPIV3Schema/properties/spec/properties/template/properties/metadata/properties/labels",
+    ).expect("template labels in the schema");
+    assert_eq!(labels["maxProperties"], json!(64));
+    assert_eq!(labels["additionalProperties"]["maxLength"], json!(63));
+    labels["additionalProperties"]
+        .as_object_mut()
+        .unwrap()
+        .remove("maxLength");
+    let spec = &crd["spec"]["versions"][0]["schema"]["openAPIV3Schema"]["properties"]["spec"];
+    let mut missing = Vec::new();
+    unbounded(spec, ".spec", &mentioned(SELECTOR_RULE_PROBE), &mut missing);
+    assert_eq!(missing, [".spec.template.metadata.labels{}: maxLength"]);
+}
+
+/// The property names of the selector/labels rule.
+const SELECTOR_RULE_PROBE: &str =
+    "self.selector.matchLabels.all(k, k in self.template.metadata.labels)";
