@@ -26,6 +26,13 @@ enum Command {
         /// Plan a first install (no existing pods) instead of an update of running pods.
         #[arg(long)]
         fresh: bool,
+        /// Seconds a new pod is assumed to take to turn Ready (pull, start, probes), for the
+        /// timeline.
+        #[arg(long, default_value_t = 1)]
+        assume_ready_seconds: u64,
+        /// The controller's --endpoint-propagation-seconds, for the timeline.
+        #[arg(long, default_value_t = 5)]
+        propagation_seconds: u64,
     },
     /// Phase, progress, revisions and conditions of a rollout.
     Status {
@@ -55,9 +62,23 @@ enum Command {
 async fn main() {
     let cli = Cli::parse();
     let result = match cli.command {
-        Command::Plan { file, fresh } => plan::plan_file(&file, fresh)
-            .map(|out| print!("{out}"))
-            .map_err(|e| e.to_string()),
+        Command::Plan {
+            file,
+            fresh,
+            assume_ready_seconds,
+            propagation_seconds,
+        } => plan::plan_file(
+            &file,
+            &plan::PlanOptions {
+                fresh,
+                timing: zdr::planner::Timing {
+                    ready_after: std::time::Duration::from_secs(assume_ready_seconds),
+                    propagation: std::time::Duration::from_secs(propagation_seconds),
+                },
+            },
+        )
+        .map(|out| print!("{out}"))
+        .map_err(|e| e.to_string()),
         cmd => in_cluster(cli.namespace, cmd).await,
     };
     if let Err(e) = result {

@@ -102,8 +102,8 @@ pub fn is_ready(pod: &Pod) -> bool {
     condition(pod, "Ready").is_some_and(|(s, _)| s)
 }
 
-/// The planner's view of a pod.
-pub fn pod_view(pod: &Pod) -> PodView {
+/// The planner's view of a pod; `slices` tell whether a retiring pod is still in traffic.
+pub fn pod_view(pod: &Pod, slices: &[std::sync::Arc<EndpointSlice>]) -> PodView {
     let status = pod.status.as_ref();
     let phase = match status.and_then(|s| s.phase.as_deref()) {
         Some("Running") => PodPhase::Running,
@@ -122,7 +122,9 @@ pub fn pod_view(pod: &Pod) -> PodView {
         Some((true, since)) => Some(since.unwrap_or(Timestamp::UNIX_EPOCH)),
         _ => None,
     };
+    let retiring = serving(pod) == Some(false);
     PodView {
+        drained: retiring && !is_ready(pod) && !listed_ready(&pod.name_any(), slices),
         name: pod.name_any(),
         revision: pod.labels().get(REVISION_LABEL).cloned(),
         created: pod
@@ -134,7 +136,7 @@ pub fn pod_view(pod: &Pod) -> PodView {
         scheduled,
         phase,
         ready_since,
-        retiring: serving(pod) == Some(false),
+        retiring,
         terminating: pod.metadata.deletion_timestamp.is_some(),
     }
 }

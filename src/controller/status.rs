@@ -192,6 +192,7 @@ pub fn build(
         updated_replicas: o.counts.updated,
         ready_replicas: o.counts.ready,
         available_replicas: o.counts.available,
+        terminating_replicas: o.counts.retiring,
         stable_revision: o.stable_revision,
         update_revision: Some(o.update_revision.to_string()),
         current_step_index: None,

@@ -15,6 +15,8 @@ pub struct Valid {
     pub max_surge: i32,
     /// maxUnavailable resolved against replicas.
     pub max_unavailable: i32,
+    /// Which pods count against maxSurge.
+    pub replacement: crate::crd::PodReplacementPolicy,
     /// Parts of the spec that are accepted but only partly honoured, for a visible condition.
     pub notices: Vec<Notice>,
 }
@@ -107,6 +109,7 @@ pub fn validate(spec: &ZeroDowntimeRolloutSpec) -> Result<Valid, Invalid> {
         selector,
         max_surge,
         max_unavailable,
+        replacement: rolling.pod_replacement_policy,
         notices,
     })
 }

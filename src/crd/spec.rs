@@ -276,6 +276,12 @@ pub struct RollingStrategy {
     #[serde(default = "default_max_unavailable")]
     #[x_kube(validation = Rule::new(INT_OR_PERCENT).message(INT_OR_PERCENT_MSG))]
     pub max_unavailable: IntOrString,
+
+    /// Which pods count against maxSurge: `TerminationStarted` (the default) stops counting a
+    /// pod once it is out of traffic to be retired, so the next wave starts while it drains;
+    /// `TerminationComplete` counts it until it is gone, for clusters without spare capacity.
+    #[serde(default)]
+    pub pod_replacement_policy: PodReplacementPolicy,
 }
 
 impl Default for RollingStrategy {
@@ -283,8 +289,21 @@ impl Default for RollingStrategy {
         Self {
             max_surge: default_max_surge(),
             max_unavailable: default_max_unavailable(),
+            pod_replacement_policy: PodReplacementPolicy::default(),
         }
     }
+}
+
+/// Which pods count against maxSurge during an update, as the Deployment field of that name.
+/// Availability (maxUnavailable) and drain-before-delete hold under both.
+#[derive(JsonSchema, Serialize, Deserialize, Clone, Copy, Debug, Default, PartialEq, Eq)]
+pub enum PodReplacementPolicy {
+    /// A pod stops counting once it is out of traffic (retiring, not Ready and in no
+    /// EndpointSlice as ready), terminating, or finished.
+    #[default]
+    TerminationStarted,
+    /// Every pod that still exists counts, draining and terminating ones too, until it is gone.
+    TerminationComplete,
 }
 
 fn default_max_surge() -> IntOrString {
@@ -323,6 +342,10 @@ pub struct CanaryStrategy {
     #[serde(default = "default_max_unavailable")]
     #[x_kube(validation = Rule::new(INT_OR_PERCENT).message(INT_OR_PERCENT_MSG))]
     pub max_unavailable: IntOrString,
+
+    /// As in `rolling.podReplacementPolicy`. Defaults to `TerminationStarted`.
+    #[serde(default)]
+    pub pod_replacement_policy: PodReplacementPolicy,
 }
 
 /// Where the traffic split is applied.

@@ -65,6 +65,11 @@ pub struct ZeroDowntimeRolloutStatus {
     #[serde(default)]
     pub available_replicas: i32,
 
+    /// Pods being retired: taken out of traffic, draining, or terminating. They no longer count
+    /// in `replicas`, and once out of traffic they do not hold the phase.
+    #[serde(default, skip_serializing_if = "is_zero")]
+    pub terminating_replicas: i32,
+
     /// Revision hash every pod ran when the last update completed.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub stable_revision: Option<String>,
@@ -117,4 +122,8 @@ pub mod condition {
     pub const ABORTED: &str = "Aborted";
     /// The spec cannot be acted on (reason says why).
     pub const INVALID_SPEC: &str = "InvalidSpec";
+}
+
+fn is_zero(n: &i32) -> bool {
+    *n == 0
 }

@@ -11,7 +11,7 @@ mod summary;
 pub use model::*;
 pub use quantity::{ScaleError, resolve_surge_unavailable};
 pub use rolling::plan;
-pub use simulate::{Wave, seconds, simulate_rollout};
+pub use simulate::{Timeline, Timing, Wave, seconds, simulate_rollout};
 pub use summary::{Progress, Summary, summarize};
 
 #[cfg(test)]

@@ -5,6 +5,8 @@ use std::time::Duration;
 
 use jiff::Timestamp;
 
+pub use crate::crd::PodReplacementPolicy;
+
 /// Lifecycle phase of a pod, as reported by the kubelet.
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
 pub enum PodPhase {
@@ -37,6 +39,8 @@ pub struct PodView {
     pub ready_since: Option<Timestamp>,
     /// The controller has started taking this pod out of traffic (its readiness gate is False).
     pub retiring: bool,
+    /// A retiring pod that is out of traffic: not Ready, and no EndpointSlice lists it as ready.
+    pub drained: bool,
     /// The pod has a deletion timestamp.
     pub terminating: bool,
 }
@@ -66,6 +70,23 @@ impl PodView {
     pub fn runs(&self, revision: &str) -> bool {
         self.revision.as_deref() == Some(revision)
     }
+
+    /// Retiring but still in traffic: the rollout is not done while such a pod exists.
+    pub fn draining_in_traffic(&self) -> bool {
+        self.retiring && !self.drained && !self.terminating
+    }
+
+    /// Whether the pod counts against maxSurge under `policy`.
+    pub fn counts_against_surge(&self, policy: PodReplacementPolicy) -> bool {
+        match policy {
+            PodReplacementPolicy::TerminationComplete => true,
+            PodReplacementPolicy::TerminationStarted => {
+                let out_of_traffic = self.retiring && self.drained;
+                let finished = matches!(self.phase, PodPhase::Succeeded | PodPhase::Failed);
+                !(self.terminating || out_of_traffic || finished)
+            }
+        }
+    }
 }
 
 /// When a pod Ready since `since` becomes available.
@@ -93,6 +114,8 @@ pub struct Params {
     pub stable_revision: Option<String>,
     /// No progress towards `target_revision` (scaling still happens).
     pub paused: bool,
+    /// Which pods count against maxSurge.
+    pub replacement: PodReplacementPolicy,
 }
 
 impl Params {
@@ -140,8 +163,12 @@ pub struct Counts {
     pub available: i32,
     /// Alive available pods of the target revision.
     pub updated_available: i32,
-    /// Every pod that still exists (alive, retiring, terminating, finished): what maxSurge bounds.
+    /// Pods that count against maxSurge under the replacement policy: every pod that still
+    /// exists with `TerminationComplete`; without the drained, terminating and finished ones with
+    /// `TerminationStarted`.
     pub total: i32,
+    /// Pods being retired or deleted that still exist (draining, terminating).
+    pub retiring: i32,
 }
 
 /// The planner's answer for one observation.

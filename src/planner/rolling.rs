@@ -11,8 +11,9 @@ use super::model::{Action, Counts, Params, Plan, PodPhase, PodView, RemoveReason
 /// Plans the next actions for `pods` (every pod the rollout owns, in any state) at `now`.
 ///
 /// Guarantees, for any input:
-/// - creations never bring the pod total (alive, retiring, terminating, finished) above
-///   `replicas + maxSurge`;
+/// - creations never bring the pods that count against maxSurge (every existing pod with
+///   `TerminationComplete`; those not drained, terminating or finished with
+///   `TerminationStarted`) above `replicas + maxSurge`;
 /// - removals never bring available pods below `replicas - maxUnavailable`;
 /// - removal order: unscheduled, then not available, then old revisions, then newest first.
 pub fn plan(params: &Params, pods: &[PodView], now: Timestamp) -> Plan {
@@ -101,12 +102,13 @@ pub fn plan(params: &Params, pods: &[PodView], now: Timestamp) -> Plan {
         });
     }
 
-    let retiring = pods.iter().any(|p| p.retiring && !p.terminating);
+    // Pods still draining do not hold completion once they are out of traffic.
+    let in_traffic = pods.iter().any(PodView::draining_in_traffic);
     let complete = !params.paused
         && counts.replicas == params.replicas
         && counts.updated == params.replicas
         && counts.updated_available == params.replicas
-        && !retiring;
+        && !in_traffic;
 
     Plan {
         actions,
@@ -119,7 +121,11 @@ pub fn plan(params: &Params, pods: &[PodView], now: Timestamp) -> Plan {
 /// Counts of one observation.
 pub(super) fn count(params: &Params, pods: &[PodView], now: Timestamp) -> Counts {
     let mut c = Counts {
-        total: pods.len() as i32,
+        total: pods
+            .iter()
+            .filter(|p| p.counts_against_surge(params.replacement))
+            .count() as i32,
+        retiring: pods.iter().filter(|p| p.retiring || p.terminating).count() as i32,
         ..Counts::default()
     };
     for p in pods.iter().filter(|p| p.is_alive()) {

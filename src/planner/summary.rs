@@ -62,10 +62,13 @@ pub fn summarize(
     let deadline_in = (!clock_stopped && !deadline_exceeded)
         .then(|| Duration::try_from(deadline_at.duration_since(now)).unwrap_or_default());
 
-    let counts = format!(
+    let mut counts = format!(
         "{}/{} updated, {} available",
         c.updated, params.replicas, c.available
     );
+    if c.retiring > 0 {
+        counts.push_str(&format!(", {} draining", c.retiring));
+    }
     let (phase, message) = if let Some(reason) = aborted {
         (
             Phase::Aborted,

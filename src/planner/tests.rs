@@ -22,6 +22,7 @@ fn params(replicas: i32, surge: i32, unavailable: i32) -> Params {
         target_revision: "new".into(),
         stable_revision: Some("old".into()),
         paused: false,
+        replacement: PodReplacementPolicy::TerminationStarted,
     }
 }
 
@@ -34,6 +35,7 @@ fn ready_pod(name: &str, rev: &str, created: i64) -> PodView {
         phase: PodPhase::Running,
         ready_since: Some(t(created + 1)),
         retiring: false,
+        drained: false,
         terminating: false,
     }
 }
@@ -126,6 +128,13 @@ fn failed_pods_are_removed_and_replaced_within_surge() {
     assert_eq!(creates(&p), 1, "one replacement, within maxSurge");
 }
 
+fn complete_policy(replicas: i32, surge: i32, unavailable: i32) -> Params {
+    Params {
+        replacement: PodReplacementPolicy::TerminationComplete,
+        ..params(replicas, surge, unavailable)
+    }
+}
+
 #[test]
 fn terminating_pods_count_against_surge_and_are_not_replaced_twice() {
     let mut pods: Vec<_> = (0..3)
@@ -133,10 +142,59 @@ fn terminating_pods_count_against_surge_and_are_not_replaced_twice() {
         .collect();
     pods[0].terminating = true;
     // 3 pods exist (one terminating), 2 alive: with surge 0 there is no room for a third yet.
-    let p = plan(&params(3, 0, 1), &pods, t(100));
+    let p = plan(&complete_policy(3, 0, 1), &pods, t(100));
     assert_eq!(creates(&p), 0);
-    let p = plan(&params(3, 1, 0), &pods, t(100));
+    let p = plan(&complete_policy(3, 1, 0), &pods, t(100));
     assert_eq!(creates(&p), 1);
+    // TerminationStarted: the terminating pod no longer counts, so it is replaced at once.
+    let p = plan(&params(3, 0, 1), &pods, t(100));
+    assert_eq!(creates(&p), 1);
+}
+
+#[test]
+fn a_draining_pod_counts_until_it_is_out_of_traffic_with_termination_started() {
+    // 4 replicas, surge 1: one new pod is available, one old pod is retiring.
+    let mut pods: Vec<_> = (0..4)
+        .map(|i| ready_pod(&format!("o{i}"), "old", i))
+        .collect();
+    pods.push(ready_pod("n0", "new", 10));
+    pods[3].retiring = true;
+    pods[3].ready_since = None;
+    // Still listed as ready somewhere: it serves, so it counts; no room for the next wave.
+    let p = plan(&params(4, 1, 0), &pods, t(100));
+    assert_eq!(creates(&p), 0, "{:?}", p.actions);
+    assert!(!p.complete);
+    // Out of traffic: the next surge pod starts while it drains.
+    pods[3].drained = true;
+    let p = plan(&params(4, 1, 0), &pods, t(100));
+    assert_eq!(creates(&p), 1, "{:?}", p.actions);
+    assert_eq!(p.counts.total, 4, "o3 no longer counts");
+    assert_eq!(p.counts.retiring, 1);
+    // TerminationComplete keeps counting it until it is gone.
+    let p = plan(&complete_policy(4, 1, 0), &pods, t(100));
+    assert_eq!(creates(&p), 0, "{:?}", p.actions);
+}
+
+#[test]
+fn drained_pods_do_not_hold_completion() {
+    let mut pods: Vec<_> = (0..3)
+        .map(|i| ready_pod(&format!("n{i}"), "new", i))
+        .collect();
+    let mut old = ready_pod("o0", "old", 0);
+    old.retiring = true;
+    old.ready_since = None;
+    pods.push(old);
+    assert!(
+        !plan(&params(3, 1, 0), &pods, t(100)).complete,
+        "o0 may still serve"
+    );
+    pods[3].drained = true;
+    let p = plan(&params(3, 1, 0), &pods, t(100));
+    assert!(
+        p.complete,
+        "o0 is out of traffic; its deletion is reported, not awaited"
+    );
+    assert_eq!(p.counts.retiring, 1);
 }
 
 #[test]
@@ -176,16 +234,44 @@ fn complete_only_when_every_pod_is_updated_and_available() {
 #[test]
 fn simulation_of_a_deployment_like_rollout() {
     let prm = params(10, 3, 2);
-    let waves = simulate_rollout(&prm, Some("old"), 1000).unwrap();
-    // The first wave surges by 3 and removes 2 old pods at once, as a Deployment does.
-    assert_eq!(waves[0].created, 3);
+    let timing = Timing::default();
+    let tl = simulate_rollout(&prm, Some("old"), timing, 1000).unwrap();
+    let waves = &tl.waves;
+    // The first wave surges by 3 and removes 2 old pods at once, as a Deployment does; once
+    // those two are out of traffic they no longer count, and 2 more new pods start.
+    assert_eq!(waves[0].created, 5);
     assert_eq!(waves[0].removed, 2);
-    for w in &waves {
+    let strict = simulate_rollout(&complete_policy(10, 3, 2), Some("old"), timing, 1000).unwrap();
+    assert_eq!((strict.waves[0].created, strict.waves[0].removed), (3, 2));
+    assert!(strict.waves.iter().all(|w| w.total <= 13), "{strict:?}");
+    assert_eq!(waves[0].at, Duration::ZERO);
+    for w in waves {
         assert!(w.total <= 13, "{w:?}");
         assert!(w.available >= 8, "{w:?}");
     }
     let last = waves.last().unwrap();
     assert_eq!((last.updated, last.old), (10, 0));
+    assert!(waves.windows(2).all(|w| w[0].at <= w[1].at));
+}
+
+#[test]
+fn timeline_waits_for_readiness_and_min_ready_and_propagation() {
+    // 4 replicas, surge 1, minReadySeconds 5, Ready after 1 s, propagation 5 s.
+    let timing = Timing {
+        ready_after: Duration::from_secs(1),
+        propagation: Duration::from_secs(5),
+    };
+    let started = simulate_rollout(&params(4, 1, 0), Some("old"), timing, 1000).unwrap();
+    // TerminationStarted: a wave every 6 s (1 s to Ready + 5 s minReady), the old pod's drain
+    // overlaps the next wave.
+    let at: Vec<u64> = started.waves.iter().map(|w| w.at.as_secs()).collect();
+    assert_eq!(at, [0, 6, 12, 18, 24], "{:?}", started.waves);
+    assert_eq!(started.done_at, Duration::from_secs(24));
+    // TerminationComplete: the next surge pod waits for the propagation delay too.
+    let complete = simulate_rollout(&complete_policy(4, 1, 0), Some("old"), timing, 1000).unwrap();
+    assert!(complete.done_at > started.done_at, "{complete:?}");
+    let at: Vec<u64> = complete.waves.iter().map(|w| w.at.as_secs()).collect();
+    assert_eq!(at, [0, 6, 11, 17, 22, 28, 33, 39], "{:?}", complete.waves);
 }
 
 #[test]
@@ -239,11 +325,19 @@ fn arb_pod(i: usize) -> impl Strategy<Value = SimPod> {
         prop::bool::weighted(0.1),  // retiring
         prop::bool::weighted(0.05), // failed
         prop::bool::weighted(0.05), // unscheduled
-        0u8..3,
-        0u8..3,
+        (0u8..3, 0u8..3, any::<bool>()),
     )
         .prop_map(
-            move |(rev, ready, since, terminating, retiring, failed, unscheduled, drain, term)| {
+            move |(
+                rev,
+                ready,
+                since,
+                terminating,
+                retiring,
+                failed,
+                unscheduled,
+                (drain, term, drained_now),
+            )| {
                 let now = 1_000;
                 SimPod {
                     view: PodView {
@@ -258,8 +352,12 @@ fn arb_pod(i: usize) -> impl Strategy<Value = SimPod> {
                         } else {
                             PodPhase::Running
                         },
-                        ready_since: (ready && !failed && !unscheduled).then(|| t(now - since)),
+                        // A drained pod is out of traffic, so no longer Ready.
+                        ready_since: (ready
+                            && !(failed || unscheduled || (retiring && drained_now)))
+                            .then(|| t(now - since)),
                         retiring: retiring && !terminating,
+                        drained: retiring && !terminating && drained_now,
                         terminating,
                     },
                     ready_after: 1,
@@ -279,8 +377,15 @@ struct Scenario {
 }
 
 fn arb_scenario() -> impl Strategy<Value = Scenario> {
-    (0i32..12, 0i32..5, 0i32..5, 0u64..8, 0usize..16)
-        .prop_flat_map(|(replicas, surge, unavail, min_ready, n)| {
+    (
+        0i32..12,
+        0i32..5,
+        0i32..5,
+        0u64..8,
+        0usize..16,
+        any::<bool>(),
+    )
+        .prop_flat_map(|(replicas, surge, unavail, min_ready, n, complete)| {
             let unavail = if surge == 0 && unavail == 0 {
                 1
             } else {
@@ -295,6 +400,11 @@ fn arb_scenario() -> impl Strategy<Value = Scenario> {
                     target_revision: "new".into(),
                     stable_revision: Some("old".into()),
                     paused: false,
+                    replacement: if complete {
+                        PodReplacementPolicy::TerminationComplete
+                    } else {
+                        PodReplacementPolicy::TerminationStarted
+                    },
                 }),
                 (0..n).map(arb_pod).collect::<Vec<_>>(),
                 prop::collection::vec(0i64..15, 1..6),
@@ -315,6 +425,18 @@ fn run(mut sc: Scenario) -> Result<usize, TestCaseError> {
     for step in 0..2_000 {
         let views: Vec<PodView> = sc.pods.iter().map(|p| p.view.clone()).collect();
         let before = rolling::count(&prm, &views, t(now));
+        // What maxSurge bounds, from the policy's definition (not from the planner's count).
+        let counted = views
+            .iter()
+            .filter(|v| match prm.replacement {
+                PodReplacementPolicy::TerminationComplete => true,
+                PodReplacementPolicy::TerminationStarted => {
+                    let finished = matches!(v.phase, PodPhase::Succeeded | PodPhase::Failed);
+                    let out_of_traffic = v.retiring && v.drained && v.ready_since.is_none();
+                    !v.terminating && !out_of_traffic && !finished
+                }
+            })
+            .count() as i32;
         let p = plan(&prm, &views, t(now));
         if p.complete {
             prop_assert_eq!(p.counts.updated_available, prm.replicas);
@@ -339,6 +461,7 @@ fn run(mut sc: Scenario) -> Result<usize, TestCaseError> {
                                 phase: PodPhase::Running,
                                 ready_since: None,
                                 retiring: false,
+                                drained: false,
                                 terminating: false,
                             },
                             ready_after: delay,
@@ -359,7 +482,8 @@ fn run(mut sc: Scenario) -> Result<usize, TestCaseError> {
                         removed_available += 1;
                     }
                     if sp.view.ready_since.is_some() {
-                        sp.view.retiring = true; // drain before delete
+                        sp.view.retiring = true; // drain before delete: in traffic for now
+                        sp.view.drained = false;
                     } else {
                         sp.view.terminating = true;
                     }
@@ -369,10 +493,11 @@ fn run(mut sc: Scenario) -> Result<usize, TestCaseError> {
         // Invariant 1: creations never exceed replicas + maxSurge.
         if created > 0 {
             prop_assert!(
-                before.total + created <= prm.max_pods(),
-                "created {} with {} pods, max {}",
+                counted + created <= prm.max_pods(),
+                "created {} with {} pods counting ({:?}), max {}",
                 created,
-                before.total,
+                counted,
+                prm.replacement,
                 prm.max_pods()
             );
         }
@@ -392,7 +517,9 @@ fn run(mut sc: Scenario) -> Result<usize, TestCaseError> {
         for sp in sc.pods.iter_mut() {
             let v = &mut sp.view;
             if v.retiring && !v.terminating {
-                if sp.drain_left == 0 {
+                if !v.drained {
+                    v.drained = true; // endpoints caught up: out of traffic
+                } else if sp.drain_left == 0 {
                     v.terminating = true;
                 } else {
                     sp.drain_left -= 1;

@@ -34,8 +34,17 @@ fn show(v: &IntOrString) -> String {
     }
 }
 
+/// How to plan.
+#[derive(Clone, Copy, Debug, Default)]
+pub struct PlanOptions {
+    /// A first install (no existing pods) instead of an update of running pods.
+    pub fresh: bool,
+    /// What the timeline assumes about the cluster.
+    pub timing: planner::Timing,
+}
+
 /// Reads every ZeroDowntimeRollout in `path` (multi-document YAML) and renders its plan.
-pub fn plan_file(path: &str, fresh: bool) -> Result<String, PlanError> {
+pub fn plan_file(path: &str, opts: &PlanOptions) -> Result<String, PlanError> {
     let text = std::fs::read_to_string(path).map_err(|e| PlanError::Read(path.into(), e))?;
     let docs: Vec<serde_json::Value> = serde_saphyr::from_multiple(&text)
         .map_err(|e| PlanError::Parse(path.into(), e.to_string()))?;
@@ -48,7 +57,7 @@ pub fn plan_file(path: &str, fresh: bool) -> Result<String, PlanError> {
         found += 1;
         let zdr: ZeroDowntimeRollout = serde_json::from_value(doc)
             .map_err(|e| PlanError::Parse(path.into(), e.to_string()))?;
-        out.push_str(&plan_rollout(&zdr, fresh)?);
+        out.push_str(&plan_rollout(&zdr, opts)?);
     }
     if found == 0 {
         return Err(PlanError::Parse(
@@ -60,7 +69,7 @@ pub fn plan_file(path: &str, fresh: bool) -> Result<String, PlanError> {
 }
 
 /// The plan of one rollout, as text.
-pub fn plan_rollout(zdr: &ZeroDowntimeRollout, fresh: bool) -> Result<String, PlanError> {
+pub fn plan_rollout(zdr: &ZeroDowntimeRollout, opts: &PlanOptions) -> Result<String, PlanError> {
     let name = zdr
         .metadata
         .name
@@ -134,6 +143,7 @@ pub fn plan_rollout(zdr: &ZeroDowntimeRollout, fresh: bool) -> Result<String, Pl
         target_revision: "new".into(),
         stable_revision: Some("old".into()),
         paused: false,
+        replacement: rolling.pod_replacement_policy,
     };
     let _ = writeln!(
         out,
@@ -172,27 +182,44 @@ pub fn plan_rollout(zdr: &ZeroDowntimeRollout, fresh: bool) -> Result<String, Pl
             "  spec.paused is true: nothing happens until it is resumed"
         );
     }
-    let from = (!fresh).then_some("old");
-    let waves = planner::simulate_rollout(&params, from, 100_000).map_err(PlanError::Stuck)?;
+    let from = (!opts.fresh).then_some("old");
+    let timing = opts.timing;
+    let timeline =
+        planner::simulate_rollout(&params, from, timing, 100_000).map_err(PlanError::Stuck)?;
     let _ = writeln!(
         out,
-        "  {:<5} {:>7} {:>7} {:>8} {:>5} {:>5} {:>10}",
-        "wave", "create", "remove", "updated", "old", "pods", "available"
+        "  timeline: pods assumed Ready {}s after creation, minReadySeconds {}, a removed pod out of traffic at once and deleted {}s later (endpoint propagation); podReplacementPolicy {:?}",
+        timing.ready_after.as_secs(),
+        spec.min_ready_seconds,
+        timing.propagation.as_secs(),
+        params.replacement,
     );
-    for (i, w) in waves.iter().enumerate() {
+    let _ = writeln!(
+        out,
+        "  {:<5} {:>6} {:>7} {:>7} {:>8} {:>5} {:>5} {:>9} {:>10}",
+        "wave", "at", "create", "remove", "updated", "old", "pods", "draining", "available"
+    );
+    for (i, w) in timeline.waves.iter().enumerate() {
         let _ = writeln!(
             out,
-            "  {:<5} {:>7} {:>7} {:>8} {:>5} {:>5} {:>10}",
+            "  {:<5} {:>6} {:>7} {:>7} {:>8} {:>5} {:>5} {:>9} {:>10}",
             i + 1,
+            format!("{}s", w.at.as_secs()),
             format!("+{}", w.created),
             format!("-{}", w.removed),
             w.updated,
             w.old,
             w.total,
+            w.draining,
             w.available
         );
     }
-    let _ = writeln!(out, "  done: {} wave(s)", waves.len());
+    let _ = writeln!(
+        out,
+        "  done: {} wave(s), at the earliest {}s after the change",
+        timeline.waves.len(),
+        timeline.done_at.as_secs()
+    );
     Ok(out)
 }
 
@@ -218,7 +245,7 @@ mod tests {
                 json!({"rolling": {"maxSurge": "25%", "maxUnavailable": 0}}),
                 6,
             ),
-            false,
+            &PlanOptions::default(),
         )
         .unwrap();
         assert!(
@@ -237,11 +264,13 @@ mod tests {
         assert_eq!(
             rows.first()
                 .map(|r| r.split_whitespace().collect::<Vec<_>>()),
-            Some(vec!["1", "+2", "-0", "2", "6", "8", "6"])
+            Some(vec!["1", "0s", "+2", "-0", "2", "6", "8", "0", "6"])
         );
         let last: Vec<&str> = rows.last().unwrap().split_whitespace().collect();
-        assert_eq!(&last[3..5], &["6", "0"], "{out}");
+        assert_eq!(&last[4..6], &["6", "0"], "{out}");
         assert!(out.contains(&format!("done: {} wave(s)", rows.len())));
+        // Ready after 1 s, minReadySeconds 0: a wave a second; 3 waves of 2 new pods.
+        assert!(out.contains("at the earliest 3s after the change"), "{out}");
     }
 
     #[test]
@@ -254,13 +283,15 @@ mod tests {
             }))
             .unwrap(),
         );
-        let out = plan_rollout(&z, false).unwrap();
+        let out = plan_rollout(&z, &PlanOptions::default()).unwrap();
         assert!(
             out.contains("analysis of the new revision: error-rate every 30s, first after 60s, until the update completes"),
             "{out}"
         );
         z.spec.analysis.as_mut().unwrap().metrics[0].success_condition = Some("result <".into());
-        let e = plan_rollout(&z, false).unwrap_err().to_string();
+        let e = plan_rollout(&z, &PlanOptions::default())
+            .unwrap_err()
+            .to_string();
         assert!(e.contains("InvalidAnalysis"), "{e}");
     }
 
@@ -272,7 +303,7 @@ mod tests {
                 "steps": [{"setWeight": 10}, {"pause": {}}, {"setWeight": 50}]}}),
                 10,
             ),
-            false,
+            &PlanOptions::default(),
         )
         .unwrap();
         assert!(
@@ -295,7 +326,7 @@ mod tests {
         std::fs::create_dir_all(&dir).unwrap();
         let f = dir.join("bad.yaml");
         std::fs::write(&f, "kind: ConfigMap\n").unwrap();
-        let err = plan_file(f.to_str().unwrap(), false)
+        let err = plan_file(f.to_str().unwrap(), &PlanOptions::default())
             .unwrap_err()
             .to_string();
         assert!(
@@ -303,7 +334,7 @@ mod tests {
             "{err}"
         );
         assert!(
-            plan_file("/nonexistent.yaml", false)
+            plan_file("/nonexistent.yaml", &PlanOptions::default())
                 .unwrap_err()
                 .to_string()
                 .contains("cannot read")

@@ -78,10 +78,34 @@ fn view_reads_readiness_and_retirement() {
                {"type": "zdr.dev/serving", "status": "False"}]),
         json!({}),
     );
-    let v = pod_view(&p);
+    let v = pod_view(&p, &[]);
     assert_eq!(v.ready_since, Some(T0.parse().unwrap()));
     assert!(v.retiring && v.scheduled && !v.terminating);
+    assert!(!v.drained, "still Ready: still in traffic");
     assert_eq!(v.revision.as_deref(), Some("abc"));
+}
+
+#[test]
+fn a_retiring_pod_is_drained_once_not_ready_and_in_no_slice_as_ready() {
+    let p = pod(
+        json!([{"type": "Ready", "status": "False", "lastTransitionTime": T0},
+               {"type": "zdr.dev/serving", "status": "False"}]),
+        json!({}),
+    );
+    assert!(
+        !pod_view(&p, &[slice(Some(true))]).drained,
+        "a slice still routes to it"
+    );
+    assert!(pod_view(&p, &[slice(Some(false))]).drained);
+    assert!(pod_view(&p, &[]).drained);
+    let serving = pod(
+        json!([{"type": "Ready", "status": "False"}, {"type": "zdr.dev/serving", "status": "True"}]),
+        json!({}),
+    );
+    assert!(
+        !pod_view(&serving, &[]).drained,
+        "not retiring: never drained"
+    );
 }
 
 #[test]
