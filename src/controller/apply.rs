@@ -130,8 +130,38 @@ impl<'a> Writer<'a> {
         Ok(())
     }
 
+    /// The rollout's name.
+    pub fn name(&self) -> String {
+        self.zdr.name_any()
+    }
+
+    /// Creates `count` pods of `revision` in slow-start batches (1, 2, 4, ... in parallel, as the
+    /// ReplicaSet controller does): a failure stops before the next batch, so a refused create
+    /// (quota, a namespace being deleted) costs one request, and a 50-pod wave is not 50 round
+    /// trips one after another.
+    pub async fn create_pods(
+        &self,
+        key: &str,
+        template: &PodTemplateSpec,
+        revision: &str,
+        count: i32,
+    ) -> Result<()> {
+        let mut left = count.max(0) as usize;
+        let mut batch = 1usize;
+        while left > 0 {
+            let n = batch.min(left);
+            let results =
+                futures::future::join_all((0..n).map(|_| self.create_pod(key, template, revision)))
+                    .await;
+            results.into_iter().collect::<Result<Vec<()>>>()?;
+            left -= n;
+            batch *= 2;
+        }
+        Ok(())
+    }
+
     /// Creates one pod of `revision`.
-    pub async fn create_pod(
+    async fn create_pod(
         &self,
         key: &str,
         template: &PodTemplateSpec,

@@ -12,6 +12,7 @@ use kube::runtime::events::{Recorder, Reporter};
 use kube::runtime::reflector::Store;
 
 use super::analysis::{PrometheusFactory, ProviderFactory};
+use super::backoff::Backoff;
 use super::clock::Clock;
 use super::expectations::Expectations;
 use super::metrics::Metrics;
@@ -47,6 +48,8 @@ pub struct Context {
     pub slices: Store<EndpointSlice>,
     /// Creations and deletions not yet seen in the cache.
     pub expectations: Expectations,
+    /// Per-rollout backoff of failures.
+    pub backoff: Backoff,
     /// Time source.
     pub clock: Arc<dyn Clock>,
     /// Metrics.
@@ -83,11 +86,27 @@ impl Context {
             revisions,
             slices,
             expectations: Expectations::default(),
+            backoff: Backoff::default(),
             clock,
             metrics,
             recorder,
             settings,
             providers: Arc::new(PrometheusFactory::default()),
+        }
+    }
+
+    /// Waits until every watch cache the reconcile reads has finished its initial list, so that
+    /// no decision is made on a partial view (at start, and after taking over the leader Lease).
+    pub async fn caches_synced(&self) {
+        let (pods, revisions, slices) = futures::join!(
+            self.pods.wait_until_ready(),
+            self.revisions.wait_until_ready(),
+            self.slices.wait_until_ready()
+        );
+        if let Err(e) = pods.and(revisions).and(slices) {
+            // The reflector was dropped: the controller is shutting down.
+            tracing::warn!(error = %e, "a watch cache will never be ready");
+            std::future::pending::<()>().await;
         }
     }
 

@@ -21,9 +21,17 @@ pub enum Error {
 }
 
 impl Error {
+    /// The API server refused to create something because the namespace is being deleted
+    /// (the NamespaceLifecycle admission plugin's 403).
+    pub fn is_namespace_terminating(&self) -> bool {
+        matches!(self, Error::Kube(kube::Error::Api(s))
+            if s.code == 403 && s.message.contains("because it is being terminated"))
+    }
+
     /// Short, stable category for metrics labels and event reasons.
     pub fn category(&self) -> &'static str {
         match self {
+            Error::Kube(_) if self.is_namespace_terminating() => "namespace_terminating",
             Error::Kube(_) => "api",
             Error::Serde(_) => "serialization",
             Error::MissingField(..) => "missing_field",

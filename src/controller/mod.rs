@@ -4,10 +4,12 @@
 //! - [`validate`], [`pods`], [`revisions`], [`status`]: pure pieces of that pipeline.
 //! - [`analysis`]: the background SLO analysis of the update revision.
 //! - [`apply`]: every API write. [`expectations`]: guards against a stale cache.
+//! - [`backoff`]: per-rollout exponential backoff of failures.
 //! - [`run`](run::run): the watches, the HTTP server and leader election around it.
 
 pub mod analysis;
 pub mod apply;
+pub mod backoff;
 pub mod clock;
 pub mod context;
 pub mod error;

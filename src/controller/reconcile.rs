@@ -28,21 +28,39 @@ use crate::crd::{
 };
 use crate::planner::{self, Params, Progress};
 
-/// Entry point for `kube::runtime::Controller`.
+/// Entry point for `kube::runtime::Controller`. Nothing is decided before every watch cache has
+/// finished its initial list.
 pub async fn reconcile(zdr: Arc<ZeroDowntimeRollout>, ctx: Arc<Context>) -> Result<Action> {
+    ctx.caches_synced().await;
     let start = Instant::now();
     let result = reconcile_one(&zdr, &ctx).await;
     ctx.metrics.observe(
         result.as_ref().err().map(Error::category),
         start.elapsed().as_secs_f64(),
     );
+    if result.is_ok() {
+        ctx.backoff.succeeded(&key_of(&zdr));
+    }
     result
 }
 
-/// Requeue policy on error: transient failures back off, bounded.
-pub fn error_policy(zdr: Arc<ZeroDowntimeRollout>, err: &Error, _ctx: Arc<Context>) -> Action {
-    tracing::warn!(rollout = %zdr.name_any(), category = err.category(), error = %err, "reconcile failed");
-    Action::requeue(Duration::from_secs(5))
+/// `namespace/name` of a rollout.
+fn key_of(zdr: &ZeroDowntimeRollout) -> String {
+    format!("{}/{}", zdr.namespace().unwrap_or_default(), zdr.name_any())
+}
+
+/// Requeue policy on error: per-rollout exponential backoff (1 s doubling to 5 min). A rollout
+/// whose namespace is being deleted creates nothing more and waits for its own deletion.
+pub fn error_policy(zdr: Arc<ZeroDowntimeRollout>, err: &Error, ctx: Arc<Context>) -> Action {
+    if err.is_namespace_terminating() {
+        ctx.backoff
+            .namespace_terminating(&zdr.uid().unwrap_or_default());
+        tracing::info!(rollout = %key_of(&zdr), "namespace is being deleted: creating nothing more");
+        return Action::await_change();
+    }
+    let delay = ctx.backoff.failed(&key_of(&zdr));
+    tracing::warn!(rollout = %key_of(&zdr), category = err.category(), error = %err, retry_in = ?delay, "reconcile failed");
+    Action::requeue(delay)
 }
 
 /// What the caches hold for one rollout.
@@ -98,6 +116,13 @@ async fn reconcile_one(zdr: &ZeroDowntimeRollout, ctx: &Context) -> Result<Actio
     if zdr.meta().deletion_timestamp.is_some() {
         // Owner references hand the pods and revisions to the garbage collector.
         ctx.expectations.forget(&key);
+        return Ok(Action::await_change());
+    }
+    if ctx
+        .backoff
+        .in_terminating_namespace(&zdr.uid().unwrap_or_default())
+    {
+        // Creations are refused there; the namespace's deletion removes this rollout too.
         return Ok(Action::await_change());
     }
     let now = ctx.clock.now();
@@ -168,7 +193,11 @@ async fn reconcile_one(zdr: &ZeroDowntimeRollout, ctx: &Context) -> Result<Actio
         .collect();
     templates.insert(update_hash.clone(), zdr.spec.template.clone());
 
-    let views: Vec<_> = obs.owned.iter().map(|p| pods::pod_view(p)).collect();
+    let views: Vec<_> = obs
+        .owned
+        .iter()
+        .map(|p| pods::pod_view(p, &obs.slices))
+        .collect();
     let deadline = Duration::from_secs(zdr.spec.progress_deadline_seconds.max(1) as u64);
     let progress = Progress {
         revision: prev.update_revision.clone(),
@@ -178,7 +207,7 @@ async fn reconcile_one(zdr: &ZeroDowntimeRollout, ctx: &Context) -> Result<Actio
             ready: prev.ready_replicas,
             available: prev.available_replicas,
             updated_available: prev.updated_replicas.min(prev.available_replicas),
-            total: 0,
+            ..planner::Counts::default()
         },
         last_progress: prev.last_progress_time.as_ref().map(|t| t.0),
     };
@@ -250,6 +279,7 @@ async fn reconcile_one(zdr: &ZeroDowntimeRollout, ctx: &Context) -> Result<Actio
         target_revision: target.to_string(),
         stable_revision: stable.clone(),
         paused: zdr.spec.paused || held.is_some(),
+        replacement: valid.replacement,
     };
     let mut prm = params(
         aborted
@@ -323,59 +353,7 @@ async fn reconcile_one(zdr: &ZeroDowntimeRollout, ctx: &Context) -> Result<Actio
     // Apply: serving gates for new pods, creations, removals and the retiring pods' drain.
     wake.extend(plan.requeue_after);
     wake.extend(summary.deadline_in);
-    for pod in &obs.owned {
-        if pods::has_gate(pod)
-            && pods::serving(pod).is_none()
-            && pod.metadata.deletion_timestamp.is_none()
-        {
-            writer.set_serving(pod, true, now).await?;
-        }
-    }
-    let mut removing: BTreeSet<String> = BTreeSet::new();
-    for action in &plan.actions {
-        match action {
-            planner::Action::Create { revision, count } => {
-                let Some(template) = templates.get(revision) else {
-                    return Err(Error::MissingField(
-                        revisions::revision_name(&name, revision),
-                        "data.template",
-                    ));
-                };
-                for _ in 0..*count {
-                    writer.create_pod(&key, template, revision).await?;
-                }
-            }
-            planner::Action::Remove { pod, .. } => {
-                removing.insert(pod.clone());
-            }
-        }
-    }
-    for pod in &obs.owned {
-        let retiring = pods::serving(pod) == Some(false);
-        if pod.metadata.deletion_timestamp.is_some()
-            || !(retiring || removing.contains(&pod.name_any()))
-        {
-            continue;
-        }
-        let pod_name = pod.name_any();
-        let step = pods::retire_step(
-            pod,
-            pods::listed(&pod_name, &obs.slices),
-            pods::listed_ready(&pod_name, &obs.slices),
-            ctx.settings.endpoint_propagation,
-            now,
-        );
-        match step {
-            RetireStep::Delete => writer.delete_pod(&key, pod).await?,
-            RetireStep::TakeOutOfTraffic => writer.set_serving(pod, false, now).await?,
-            RetireStep::MarkDrained => {
-                writer.mark_drained(pod, now).await?;
-                wake.push(ctx.settings.endpoint_propagation);
-            }
-            RetireStep::Wait(Some(d)) => wake.push(d),
-            RetireStep::Wait(None) => {}
-        }
-    }
+    wake.extend(execute(&writer, ctx, &key, &obs, &plan, &templates, now).await?);
 
     // Stable revision: the update revision once it completed (not after an abort).
     let stable_after = if complete && aborted.is_none() {
@@ -440,6 +418,107 @@ async fn reconcile_one(zdr: &ZeroDowntimeRollout, ctx: &Context) -> Result<Actio
         Some(d) => Action::requeue(d.max(Duration::from_millis(100))),
         None => Action::await_change(),
     })
+}
+
+/// Writes the planner's pod actions: serving gates for new pods, creations in slow-start
+/// batches, and the next drain step of every retiring pod, in parallel. Returns when the drain
+/// needs the reconcile again.
+async fn execute(
+    writer: &Writer<'_>,
+    ctx: &Context,
+    key: &str,
+    obs: &Observed,
+    plan: &planner::Plan,
+    templates: &BTreeMap<String, PodTemplateSpec>,
+    now: jiff::Timestamp,
+) -> Result<Vec<Duration>> {
+    let mut admit = Vec::new();
+    for pod in &obs.owned {
+        if pods::has_gate(pod)
+            && pods::serving(pod).is_none()
+            && pod.metadata.deletion_timestamp.is_none()
+        {
+            admit.push(writer.set_serving(pod, true, now));
+        }
+    }
+    parallel(admit).await?;
+
+    let mut removing: BTreeSet<String> = BTreeSet::new();
+    for action in &plan.actions {
+        match action {
+            planner::Action::Create { revision, count } => {
+                let Some(template) = templates.get(revision) else {
+                    return Err(Error::MissingField(
+                        revisions::revision_name(&writer.name(), revision),
+                        "data.template",
+                    ));
+                };
+                writer.create_pods(key, template, revision, *count).await?;
+            }
+            planner::Action::Remove { pod, .. } => {
+                removing.insert(pod.clone());
+            }
+        }
+    }
+
+    let mut wake = Vec::new();
+    let mut steps = Vec::new();
+    for pod in &obs.owned {
+        let retiring = pods::serving(pod) == Some(false);
+        if pod.metadata.deletion_timestamp.is_some()
+            || !(retiring || removing.contains(&pod.name_any()))
+        {
+            continue;
+        }
+        let pod_name = pod.name_any();
+        let step = pods::retire_step(
+            pod,
+            pods::listed(&pod_name, &obs.slices),
+            pods::listed_ready(&pod_name, &obs.slices),
+            ctx.settings.endpoint_propagation,
+            now,
+        );
+        match step {
+            RetireStep::MarkDrained => wake.push(ctx.settings.endpoint_propagation),
+            RetireStep::Wait(Some(d)) => wake.push(d),
+            _ => {}
+        }
+        steps.push(retire(writer, key, pod, step, now));
+    }
+    parallel(steps).await?;
+    Ok(wake)
+}
+
+/// The write of one drain step.
+async fn retire(
+    writer: &Writer<'_>,
+    key: &str,
+    pod: &Pod,
+    step: RetireStep,
+    now: jiff::Timestamp,
+) -> Result<()> {
+    match step {
+        RetireStep::Delete => writer.delete_pod(key, pod).await,
+        RetireStep::TakeOutOfTraffic => writer.set_serving(pod, false, now).await,
+        RetireStep::MarkDrained => writer.mark_drained(pod, now).await,
+        RetireStep::Wait(_) => Ok(()),
+    }
+}
+
+/// Most writes of one reconcile in flight at once.
+const PARALLEL_WRITES: usize = 16;
+
+/// Runs `writes` with at most [`PARALLEL_WRITES`] in flight; the first error, after all ran.
+async fn parallel<F>(writes: Vec<F>) -> Result<()>
+where
+    F: std::future::Future<Output = Result<()>>,
+{
+    use futures::StreamExt;
+    let results: Vec<Result<()>> = futures::stream::iter(writes)
+        .buffered(PARALLEL_WRITES)
+        .collect()
+        .await;
+    results.into_iter().collect()
 }
 
 fn abort_reason(prev: &ZeroDowntimeRolloutStatus) -> Option<String> {

@@ -162,7 +162,7 @@ pub async fn run(args: Args) -> Result<(), StartError> {
     let (revisions, rev_stream) = cached::<ControllerRevision>(&client, ns);
     let (slices, slice_stream) = cached::<EndpointSlice>(&client, ns);
 
-    let ctx = Arc::new(Context::new(
+    let ctx: Arc<Context> = Arc::new(Context::new(
         client.clone(),
         pods.clone(),
         revisions,
@@ -196,8 +196,15 @@ pub async fn run(args: Args) -> Result<(), StartError> {
                 .collect::<Vec<_>>()
         })
         .shutdown_on_signal();
-    health.set_ready(true);
     tracing::info!(namespace = ns.unwrap_or("<all>"), "controller started");
+    // Ready (and reconciling: see `reconcile`) once every cache has finished its initial list.
+    let synced = ctx.clone();
+    let ready = health.clone();
+    tokio::spawn(async move {
+        synced.caches_synced().await;
+        ready.set_ready(true);
+        tracing::info!("watch caches synced");
+    });
 
     let work = controller
         .run(reconcile, error_policy, ctx)

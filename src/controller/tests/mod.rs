@@ -127,11 +127,34 @@ fn harness(now: &str) -> Harness {
 }
 
 fn harness_with(now: &str, providers: Arc<dyn super::analysis::ProviderFactory>) -> Harness {
+    build(now, providers, true)
+}
+
+/// A harness whose pod cache has not finished its initial list (a controller just started).
+fn harness_before_pod_list(now: &str) -> Harness {
+    build(
+        now,
+        Arc::new(super::analysis::PrometheusFactory::default()),
+        false,
+    )
+}
+
+fn build(
+    now: &str,
+    providers: Arc<dyn super::analysis::ProviderFactory>,
+    pods_listed: bool,
+) -> Harness {
     let (svc, handle) = mock::pair::<Request<Body>, Response<Body>>();
     let client = Client::new(svc, "default");
-    let (pod_reader, pods) = reflector::store::<Pod>();
-    let (rev_reader, revisions) = reflector::store::<ControllerRevision>();
-    let (slice_reader, slices) = reflector::store::<EndpointSlice>();
+    let (pod_reader, mut pods) = reflector::store::<Pod>();
+    let (rev_reader, mut revisions) = reflector::store::<ControllerRevision>();
+    let (slice_reader, mut slices) = reflector::store::<EndpointSlice>();
+    // The initial lists have completed (empty); tests add objects as watch events.
+    if pods_listed {
+        synced(&mut pods, vec![]);
+    }
+    synced(&mut revisions, vec![]);
+    synced(&mut slices, vec![]);
     let ctx = Arc::new(
         Context::new(
             client,
@@ -223,6 +246,18 @@ fn slice(pod: &str, ready: bool) -> EndpointSlice {
     .unwrap()
 }
 
+/// Completes an initial list of `objs`: the store holds exactly them and is ready.
+fn synced<K: kube::Resource + Clone>(w: &mut Writer<K>, objs: Vec<K>)
+where
+    K::DynamicType: Clone + Eq + std::hash::Hash + Default,
+{
+    w.apply_watcher_event(&watcher::Event::Init);
+    for obj in objs {
+        w.apply_watcher_event(&watcher::Event::InitApply(obj));
+    }
+    w.apply_watcher_event(&watcher::Event::InitDone);
+}
+
 fn add<K: kube::Resource + Clone>(w: &mut Writer<K>, obj: K)
 where
     K::DynamicType: Clone + Eq + std::hash::Hash + Default,
@@ -275,4 +310,5 @@ fn mid_rollout(h: &mut Harness) -> (ZeroDowntimeRollout, String, String) {
 }
 
 mod analysis;
+mod restart;
 mod rolling;

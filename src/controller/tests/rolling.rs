@@ -126,34 +126,53 @@ async fn a_surplus_old_pod_is_taken_out_of_traffic_before_anything_else() {
 
 #[tokio::test]
 async fn a_drained_pod_is_deleted_after_the_propagation_delay_with_a_uid_precondition() {
-    let mut h = harness(NOW);
-    let (zdr, old, new) = mid_rollout(&mut h);
-    add_serving(&mut h, "old-a", &old);
-    add_serving(&mut h, "new-a", &new);
-    // Retiring: gate False, Ready False, no slice lists it ready, drained 10 s ago (> 5 s).
-    add(
-        &mut h.pods,
-        owned_pod(
-            "old-b",
-            &old,
-            false,
-            Some("False"),
-            json!({"annotations": {"zdr.dev/drained-at": "2026-06-01T11:59:50Z"}}),
-        ),
-    );
-    add(&mut h.slices, slice("old-b", false));
-    let task = tokio::spawn(reconcile(Arc::new(zdr), h.ctx.clone()));
-    let del = h
-        .api
-        .expect(
-            Method::DELETE,
-            "/api/v1/namespaces/ns/pods/old-b?",
-            pod_reply("old-b"),
-        )
-        .await;
-    assert_eq!(del["body"]["preconditions"]["uid"], "uid-old-b");
-    h.api.expect_status().await;
-    task.await.unwrap().unwrap();
+    for policy in [
+        crate::crd::PodReplacementPolicy::TerminationStarted,
+        crate::crd::PodReplacementPolicy::TerminationComplete,
+    ] {
+        let mut h = harness(NOW);
+        let (mut zdr, old, new) = mid_rollout(&mut h);
+        zdr.spec
+            .strategy
+            .rolling
+            .as_mut()
+            .unwrap()
+            .pod_replacement_policy = policy;
+        add_serving(&mut h, "old-a", &old);
+        add_serving(&mut h, "new-a", &new);
+        // Retiring: gate False, Ready False, no slice lists it ready, drained 10 s ago (> 5 s).
+        add(
+            &mut h.pods,
+            owned_pod(
+                "old-b",
+                &old,
+                false,
+                Some("False"),
+                json!({"annotations": {"zdr.dev/drained-at": "2026-06-01T11:59:50Z"}}),
+            ),
+        );
+        add(&mut h.slices, slice("old-b", false));
+        let task = tokio::spawn(reconcile(Arc::new(zdr), h.ctx.clone()));
+        if policy == crate::crd::PodReplacementPolicy::TerminationStarted {
+            // old-b is out of traffic: it no longer counts against maxSurge 1, so the next new
+            // pod starts while it goes.
+            let pod = h.api.expect_pod_create().await;
+            assert_eq!(pod["body"]["metadata"]["labels"]["zdr.dev/revision"], new);
+        }
+        let del = h
+            .api
+            .expect(
+                Method::DELETE,
+                "/api/v1/namespaces/ns/pods/old-b?",
+                pod_reply("old-b"),
+            )
+            .await;
+        assert_eq!(del["body"]["preconditions"]["uid"], "uid-old-b");
+        let status = h.api.expect_status().await;
+        assert_eq!(status["terminatingReplicas"], 1, "{policy:?}: {status}");
+        h.api.expect_nothing().await;
+        task.await.unwrap().unwrap();
+    }
 }
 
 #[tokio::test]
