@@ -1,5 +1,7 @@
 //! The pods of a rollout as a watch sees them, and the bounds a rolling update must respect:
-//! available pods >= replicas - maxUnavailable, existing pods <= replicas + maxSurge.
+//! available pods >= replicas - maxUnavailable; pods counting against maxSurge (every existing
+//! pod with `TerminationComplete`, the ones that serve or start with `TerminationStarted`)
+//! <= replicas + maxSurge; and no pod is deleted while it is Ready (in traffic).
 
 use std::collections::BTreeMap;
 
@@ -7,6 +9,7 @@ use k8s_openapi::api::core::v1::Pod;
 use k8s_openapi::apimachinery::pkg::util::intstr::IntOrString;
 use kube::ResourceExt;
 use kube::runtime::watcher::Event;
+use zdr::crd::PodReplacementPolicy;
 
 /// Resolves maxSurge / maxUnavailable against `replicas` as a Deployment does: percentages of
 /// replicas, surge rounded up, unavailable rounded down. `None` when the value is malformed.
@@ -32,9 +35,12 @@ pub struct Bounds {
     pub replicas: i32,
     pub max_surge: i32,
     pub max_unavailable: i32,
+    /// Which pods count against maxSurge.
+    pub policy: PodReplacementPolicy,
 }
 
 impl Bounds {
+    /// The bounds with the strict accounting (`TerminationComplete`): every existing pod counts.
     pub fn new(replicas: i32, max_surge: &IntOrString, max_unavailable: &IntOrString) -> Self {
         let max_surge = scaled(max_surge, replicas, true).expect("valid maxSurge");
         let max_unavailable =
@@ -43,7 +49,13 @@ impl Bounds {
             replicas,
             max_surge,
             max_unavailable,
+            policy: PodReplacementPolicy::TerminationComplete,
         }
+    }
+
+    /// The same bounds under `policy`.
+    pub fn with_policy(self, policy: PodReplacementPolicy) -> Self {
+        Self { policy, ..self }
     }
 }
 
@@ -68,6 +80,20 @@ fn terminating(pod: &Pod) -> bool {
     pod.metadata.deletion_timestamp.is_some()
 }
 
+/// Taken out of traffic by the rollout: its `zdr.dev/serving` readiness gate is False and it is
+/// no longer Ready.
+fn out_of_traffic(pod: &Pod) -> bool {
+    let gate_false = pod
+        .status
+        .as_ref()
+        .and_then(|s| s.conditions.as_ref())
+        .is_some_and(|cs| {
+            cs.iter()
+                .any(|c| c.type_ == zdr::crd::READINESS_GATE && c.status == "False")
+        });
+    gate_false && !ready(pod)
+}
+
 /// The pods selected by the rollout, rebuilt from a pod watch.
 #[derive(Default)]
 pub struct PodSet {
@@ -87,6 +113,8 @@ pub struct Counts {
     pub available: i32,
     /// Being deleted.
     pub terminating: i32,
+    /// Pods that serve or start: not terminated, not being deleted, not out of traffic.
+    pub serving_or_starting: i32,
 }
 
 impl PodSet {
@@ -125,6 +153,12 @@ impl PodSet {
                 .unwrap_or(i32::MAX),
             terminating: i32::try_from(live().filter(|p| terminating(p)).count())
                 .unwrap_or(i32::MAX),
+            serving_or_starting: i32::try_from(
+                live()
+                    .filter(|p| !terminating(p) && !out_of_traffic(p))
+                    .count(),
+            )
+            .unwrap_or(i32::MAX),
         }
     }
 
@@ -174,7 +208,7 @@ impl PodSet {
     pub fn check(&self, b: Bounds) -> Result<Counts, String> {
         let c = self.counts();
         let min_available = b.replicas - b.max_unavailable;
-        let max_existing = b.replicas + b.max_surge;
+        let max_counted = b.replicas + b.max_surge;
         if c.available < min_available {
             return Err(format!(
                 "availability dropped: {} available < replicas {} - maxUnavailable {} ({c:?})\n{}",
@@ -184,12 +218,23 @@ impl PodSet {
                 self.describe()
             ));
         }
-        if c.existing > max_existing {
+        let counted = match b.policy {
+            PodReplacementPolicy::TerminationComplete => c.existing,
+            PodReplacementPolicy::TerminationStarted => c.serving_or_starting,
+        };
+        if counted > max_counted {
             return Err(format!(
-                "surge exceeded: {} pods > replicas {} + maxSurge {} ({c:?})\n{}",
-                c.existing,
+                "surge exceeded: {counted} pods counting ({:?}) > replicas {} + maxSurge {} ({c:?})\n{}",
+                b.policy,
                 b.replicas,
                 b.max_surge,
+                self.describe()
+            ));
+        }
+        if let Some(p) = self.pods.values().find(|p| terminating(p) && ready(p)) {
+            return Err(format!(
+                "pod {} was deleted while Ready (still in traffic)\n{}",
+                p.name_any(),
                 self.describe()
             ));
         }
@@ -234,6 +279,7 @@ mod tests {
         replicas: 3,
         max_surge: 1,
         max_unavailable: 0,
+        policy: PodReplacementPolicy::TerminationComplete,
     };
 
     #[test]
@@ -248,7 +294,8 @@ mod tests {
             Ok(Counts {
                 existing: 3,
                 available: 3,
-                terminating: 0
+                terminating: 0,
+                serving_or_starting: 3
             })
         );
         assert!(set.apply(Event::Apply(pod("d", "r2", "Pending", false, false))));
@@ -269,14 +316,16 @@ mod tests {
             pod("d", "r2", "Running", true, false),
         ]);
         assert!(set.check(B).is_ok());
-        // Deleting an old pod once the new one is ready keeps 3 available, 4 existing.
-        set.apply(Event::Apply(pod("a", "r1", "Running", true, true)));
+        // Deleting an old pod (drained: no longer Ready) once the new one is ready keeps 3
+        // available, 4 existing.
+        set.apply(Event::Apply(pod("a", "r1", "Running", false, true)));
         assert_eq!(
             set.check(B),
             Ok(Counts {
                 existing: 4,
                 available: 3,
-                terminating: 1
+                terminating: 1,
+                serving_or_starting: 3
             })
         );
         // A surge pod created before the old one is gone exceeds the bound.
@@ -284,7 +333,7 @@ mod tests {
         assert!(set.check(B).is_err());
         // Deleting a second pod first would drop availability.
         set.apply(Event::Delete(pod("e", "r2", "Pending", false, false)));
-        set.apply(Event::Apply(pod("b", "r1", "Running", true, true)));
+        set.apply(Event::Apply(pod("b", "r1", "Running", false, true)));
         let err = set.check(B).expect_err("2 available < 3");
         assert!(err.contains("availability dropped"), "{err}");
         assert_eq!(
@@ -294,6 +343,51 @@ mod tests {
                 .collect::<Vec<_>>(),
             ["c", "d"]
         );
+    }
+
+    fn retiring(name: &str, ready: bool) -> Pod {
+        let mut p = pod(name, "r1", "Running", ready, false);
+        if let Some(cs) = p.status.as_mut().and_then(|s| s.conditions.as_mut()) {
+            cs.push(
+                serde_json::from_value(json!({"type": "zdr.dev/serving", "status": "False"}))
+                    .expect("a condition"),
+            );
+        }
+        p
+    }
+
+    #[test]
+    fn termination_started_counts_only_pods_that_serve_or_start() {
+        let started = B.with_policy(PodReplacementPolicy::TerminationStarted);
+        let mut set = synced(vec![
+            pod("a", "r1", "Running", true, false),
+            pod("b", "r1", "Running", true, false),
+            pod("c", "r2", "Running", true, false),
+            pod("d", "r2", "Running", true, false),
+            retiring("e", true),
+        ]);
+        // e is retiring but still Ready: it serves, so 5 > 3 + 1.
+        assert!(set.check(started).is_err());
+        // Out of traffic: it no longer counts (it still does with TerminationComplete).
+        set.apply(Event::Apply(retiring("e", false)));
+        assert_eq!(set.check(started).map(|c| c.serving_or_starting), Ok(4));
+        assert!(set.check(B).is_err());
+        // Being deleted: never counts with TerminationStarted.
+        set.apply(Event::Apply(pod("f", "r1", "Running", false, true)));
+        assert!(set.check(started).is_ok());
+    }
+
+    #[test]
+    fn a_pod_deleted_while_ready_is_reported() {
+        let mut set = synced(vec![
+            pod("a", "r1", "Running", true, false),
+            pod("b", "r1", "Running", true, false),
+            pod("c", "r1", "Running", true, false),
+            pod("d", "r2", "Running", true, false),
+        ]);
+        set.apply(Event::Apply(pod("a", "r1", "Running", true, true)));
+        let err = set.check(B).expect_err("a was in traffic");
+        assert!(err.contains("deleted while Ready"), "{err}");
     }
 
     #[test]

@@ -1,5 +1,7 @@
 //! e2e: a rolling update of 6 replicas (maxSurge 25%, maxUnavailable 0) never drops below 6
-//! available pods nor exceeds 8 pods, and rolling back re-uses the first revision.
+//! available pods nor exceeds 8 pods (every existing pod counted, `TerminationComplete`), and
+//! rolling back re-uses the first revision; with the default `TerminationStarted`, the pods
+//! that serve or start stay within 8 while drained pods go, and the update completes.
 
 use k8s_openapi::apimachinery::pkg::util::intstr::IntOrString;
 use serde_json::json;
@@ -8,6 +10,7 @@ use crate::cluster::{
     NETEXEC, app_container, containers_patch, healthy, image_v1, image_v2, rollout, setup,
 };
 use crate::pods::Bounds;
+use zdr::crd::PodReplacementPolicy;
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn rolling_update_keeps_capacity_and_rollback_reuses_the_revision() {
@@ -16,7 +19,8 @@ async fn rolling_update_keeps_capacity_and_rollback_reuses_the_revision() {
     };
     let name = "web";
     let replicas = 6;
-    let strategy = json!({"strategy": {"rolling": {"maxSurge": "25%", "maxUnavailable": 0}}});
+    let strategy = json!({"strategy": {"rolling": {"maxSurge": "25%", "maxUnavailable": 0,
+                                                    "podReplacementPolicy": "TerminationComplete"}}});
     let bounds = Bounds::new(
         replicas,
         &IntOrString::String("25%".into()),
@@ -83,5 +87,40 @@ async fn rolling_update_keeps_capacity_and_rollback_reuses_the_revision() {
     let status = back.status.expect("status");
     assert_eq!(status.update_revision.as_deref(), Some(rev1.as_str()));
     assert_eq!(status.updated_replicas, replicas);
+    env.teardown().await;
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn termination_started_overlaps_the_drain_within_the_bounds() {
+    let Some(mut env) = setup("started").await else {
+        return;
+    };
+    let name = "web";
+    let replicas = 8;
+    let strategy = json!({"strategy": {"rolling": {"maxSurge": 2, "maxUnavailable": 1}}});
+    let bounds = Bounds::new(replicas, &IntOrString::Int(2), &IntOrString::Int(1))
+        .with_policy(PodReplacementPolicy::TerminationStarted);
+    let generation = env
+        .create(&rollout(
+            name,
+            replicas,
+            app_container(&image_v1(), NETEXEC),
+            strategy,
+        ))
+        .await;
+    env.wait_until(name, "Healthy at the first revision", |z| {
+        healthy(z, generation)
+    })
+    .await;
+    let updated = env
+        .roll(
+            name,
+            bounds,
+            &containers_patch(app_container(&image_v2(), NETEXEC)),
+            true,
+            healthy,
+        )
+        .await;
+    assert_eq!(updated.status.expect("status").updated_replicas, replicas);
     env.teardown().await;
 }

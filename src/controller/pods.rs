@@ -188,9 +188,11 @@ pub fn retire_step(
 ) -> RetireStep {
     let retiring = serving(pod) == Some(false);
     if !retiring {
-        // Not in traffic at all: a pod nobody routes to can go at once. A pod without the gate
-        // cannot be taken out of traffic by us; it goes through its own graceful termination.
-        if !has_gate(pod) || (!is_ready(pod) && !ready_in_slices) || !in_slices {
+        // Not in traffic at all (not Ready, and no slice routes to it): it can go at once. A
+        // pod without the gate cannot be taken out of traffic by us; it goes through its own
+        // graceful termination. A Ready pod is always taken out first, Service or not: a
+        // Ready pod may be in traffic through anything that watches readiness.
+        if !has_gate(pod) || (!is_ready(pod) && !ready_in_slices) {
             return RetireStep::Delete;
         }
         return RetireStep::TakeOutOfTraffic;
@@ -198,6 +200,10 @@ pub fn retire_step(
     // The kubelet must have flipped Ready to False and every slice must have caught up.
     if is_ready(pod) || ready_in_slices {
         return RetireStep::Wait(None);
+    }
+    if !in_slices {
+        // No EndpointSlice lists it at all: nothing has to propagate.
+        return RetireStep::Delete;
     }
     let drained_at = pod
         .annotations()

@@ -172,10 +172,22 @@ fn retirement_goes_gate_then_endpoints_then_delay_then_delete() {
 fn pods_out_of_traffic_go_at_once() {
     let now: Timestamp = "2026-01-01T00:01:00Z".parse().unwrap();
     let d = Duration::from_secs(5);
-    // Ready but no Service lists it.
-    let ready = pod(json!([{"type": "Ready", "status": "True"}]), json!({}));
+    // Ready but no Service lists it: still taken out of traffic first.
+    let ready = pod(
+        json!([{"type": "Ready", "status": "True"}, {"type": "zdr.dev/serving", "status": "True"}]),
+        json!({}),
+    );
     assert_eq!(
         retire_step(&ready, false, false, d, now),
+        RetireStep::TakeOutOfTraffic
+    );
+    // Then, once not Ready and in no slice at all, it goes without the propagation delay.
+    let retired = pod(
+        json!([{"type": "Ready", "status": "False"}, {"type": "zdr.dev/serving", "status": "False"}]),
+        json!({}),
+    );
+    assert_eq!(
+        retire_step(&retired, false, false, d, now),
         RetireStep::Delete
     );
     // Not Ready and not ready in any slice.
