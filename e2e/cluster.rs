@@ -1,7 +1,8 @@
-//! The e2e harness: finds the cluster (or skips), installs the CRD, gives each test a namespace
-//! and a zdr-controller child process, and watches rollouts and their pods until a condition
-//! holds, checking the rolling-update bounds at every observed state. No sleeps: every wait is
-//! a watch bounded by a deadline, and fails with the last status seen.
+//! The e2e harness of one test: takes the cluster the suite set up (or skips), gives the test a
+//! namespace and a zdr-controller child process (running with the chart's RBAC), and watches
+//! rollouts and their pods until a condition holds, checking the rolling-update bounds at every
+//! observed state. No sleeps: every wait is a watch bounded by a deadline, and fails with the
+//! last status seen.
 
 use std::io::Write;
 use std::path::PathBuf;
@@ -9,22 +10,22 @@ use std::time::Duration;
 
 use futures::StreamExt;
 use k8s_openapi::api::core::v1::{Namespace, Pod};
-use k8s_openapi::apiextensions_apiserver::pkg::apis::apiextensions::v1::CustomResourceDefinition;
 use kube::api::{DeleteParams, Patch, PatchParams, PostParams};
-use kube::runtime::wait::{await_condition, conditions};
+use kube::runtime::wait::await_condition;
 use kube::runtime::{WatchStreamExt, watcher};
-use kube::{Api, Client, CustomResourceExt, ResourceExt};
+use kube::{Api, Client, ResourceExt};
 use serde_json::{Value, json};
 use tokio::time::{Instant, sleep_until};
 use zdr::crd::{Phase, ZeroDowntimeRollout};
 
 use crate::pods::{Bounds, PodSet};
+use crate::suite::{self, Cluster, RUN_LABEL};
 
 /// A boxed watch stream.
 type Events<K> = futures::stream::BoxStream<'static, Result<watcher::Event<K>, watcher::Error>>;
 
 /// Field manager of everything the tests write.
-const MANAGER: &str = "zdr-e2e";
+pub const MANAGER: &str = "zdr-e2e";
 
 /// Image of the test app, and the one an update switches to.
 pub fn image_v1() -> String {
@@ -41,7 +42,7 @@ pub const NETEXEC: &[&str] = &["netexec", "--http-port=8080"];
 /// agnhost doing nothing: the readiness probe on 8080 never passes.
 pub const NEVER_READY: &[&str] = &["pause"];
 
-fn env_flag(name: &str) -> bool {
+pub fn env_flag(name: &str) -> bool {
     std::env::var(name).is_ok_and(|v| v == "1" || v.eq_ignore_ascii_case("true"))
 }
 
@@ -54,23 +55,23 @@ fn timeout() -> Duration {
     Duration::from_secs(secs)
 }
 
-/// Prints the skip (to the stderr handle, which libtest does not capture) or fails: with
-/// `ZDR_REQUIRE_CLUSTER=1`, or when `KUBEBUILDER_ASSETS` says envtest was meant.
+/// Prints the skip (straight to the stderr handle, never through captured output) or fails:
+/// with `ZDR_REQUIRE_CLUSTER=1`, or when `KUBEBUILDER_ASSETS` says envtest was meant.
 fn skip(test: &str, why: &str) -> Option<TestEnv> {
     assert!(
         std::env::var_os("KUBEBUILDER_ASSETS").is_none(),
         "KUBEBUILDER_ASSETS is set but there is no usable cluster ({why}). envtest (an API \
          server without kubelets) cannot run these tests, whose pods must really start and \
-         become Ready: use kind or k3d (hack/e2e-kind.sh) and set KUBECONFIG; see docs/e2e.md"
+         become Ready: use ../shared/k8s/up.sh (simulated kubelets), kind or k3d \
+         (hack/e2e-kind.sh) and set KUBECONFIG; see docs/e2e.md"
     );
     assert!(
         !env_flag("ZDR_REQUIRE_CLUSTER"),
         "ZDR_REQUIRE_CLUSTER=1 but there is no usable cluster: {why}"
     );
-    let _ = writeln!(
-        std::io::stderr(),
-        "\n*** e2e {test}: SKIPPED: no cluster: {why} (see docs/e2e.md) ***\n"
-    );
+    // One write of the whole line, so that it does not interleave with the harness's output.
+    let line = format!("\n*** e2e {test}: SKIPPED: no cluster: {why} (see docs/e2e.md) ***\n\n");
+    let _ = std::io::stderr().write_all(line.as_bytes());
     None
 }
 
@@ -183,33 +184,17 @@ pub async fn setup_api_only(test: &str) -> Option<TestEnv> {
 }
 
 async fn setup_with(test: &str, with_controller: bool) -> Option<TestEnv> {
-    let kubeconfig = std::env::var("KUBECONFIG").unwrap_or_default();
-    if kubeconfig.is_empty() {
-        // Only an explicit KUBECONFIG is used, never ~/.kube/config: `cargo test` must not
-        // create pods in whatever cluster the current context points at.
-        return skip(test, "KUBECONFIG is not set");
-    }
-    let options = kube::config::KubeConfigOptions::default();
-    let config = match kube::Config::from_kubeconfig(&options).await {
-        Ok(c) => c,
-        Err(e) => return skip(test, &format!("cannot load KUBECONFIG={kubeconfig}: {e}")),
+    let suite = match suite::cluster() {
+        Cluster::Absent(why) => return skip(test, why),
+        Cluster::Broken(why) => panic!("the e2e suite's set-up failed: {why}"),
+        Cluster::Ready(suite) => suite,
     };
-    let client = match Client::try_from(config) {
-        Ok(c) => c,
-        Err(e) => return skip(test, &format!("cannot build a client: {e}")),
-    };
-    match tokio::time::timeout(Duration::from_secs(10), client.apiserver_version()).await {
-        Ok(Ok(_)) => {}
-        Ok(Err(e)) => return skip(test, &format!("API server unreachable: {e}")),
-        Err(_) => return skip(test, "API server did not answer within 10s"),
-    }
-
-    install_crd(&client).await;
-    let ns = create_namespace(&client, test).await;
-    let controller = if !with_controller || env_flag("ZDR_E2E_EXTERNAL_CONTROLLER") {
-        None
-    } else {
-        Some(start_controller(&ns))
+    let client = Client::try_from(suite.config.clone())
+        .unwrap_or_else(|e| panic!("cannot build a client: {e}"));
+    let ns = create_namespace(&client, test, &suite.run_id).await;
+    let controller = match &suite.controller_kubeconfig {
+        Some(kubeconfig) if with_controller => Some(start_controller(&ns, kubeconfig)),
+        _ => None,
     };
     Some(TestEnv {
         client,
@@ -219,27 +204,9 @@ async fn setup_with(test: &str, with_controller: bool) -> Option<TestEnv> {
     })
 }
 
-/// Server-side applies the CRD from the Rust types and waits until it is Established.
-async fn install_crd(client: &Client) {
-    let crd = ZeroDowntimeRollout::crd();
-    let name = crd.name_any();
-    let api: Api<CustomResourceDefinition> = Api::all(client.clone());
-    api.patch(
-        &name,
-        &PatchParams::apply(MANAGER).force(),
-        &Patch::Apply(&crd),
-    )
-    .await
-    .unwrap_or_else(|e| panic!("server-side apply of CRD {name}: {e}"));
-    let established = await_condition(api, &name, conditions::is_crd_established());
-    match tokio::time::timeout(Duration::from_secs(60), established).await {
-        Ok(Ok(_)) => {}
-        Ok(Err(e)) => panic!("waiting for CRD {name}: {e}"),
-        Err(_) => panic!("CRD {name} not Established within 60s"),
-    }
-}
-
-async fn create_namespace(client: &Client, test: &str) -> String {
+/// Creates the test's namespace `zdr-e2e-<test>-<random>`, labelled with the run's id so the
+/// suite can check at the end that it was deleted.
+async fn create_namespace(client: &Client, test: &str, run_id: &str) -> String {
     let nanos = std::time::SystemTime::now()
         .duration_since(std::time::UNIX_EPOCH)
         .map_or(0, |d| d.subsec_nanos());
@@ -250,12 +217,13 @@ async fn create_namespace(client: &Client, test: &str) -> String {
     let ns = format!("zdr-e2e-{test}-{suffix}");
     let api: Api<Namespace> = Api::all(client.clone());
     let obj: Namespace = serde_json::from_value(json!({
-        "metadata": {"name": ns, "labels": {"zdr.dev/e2e": "true"}}
+        "metadata": {"name": ns, "labels": {"zdr.dev/e2e": "true", RUN_LABEL: run_id}}
     }))
     .expect("namespace object");
     api.create(&PostParams::default(), &obj)
         .await
         .unwrap_or_else(|e| panic!("creating namespace {ns}: {e}"));
+    suite::created_namespace(&ns);
     ns
 }
 
@@ -266,8 +234,9 @@ fn free_port() -> u16 {
         .expect("a free loopback port")
 }
 
-/// Starts `zdr-controller` watching only `ns`, logging to a file under the target directory.
-fn start_controller(ns: &str) -> Controller {
+/// Starts `zdr-controller` watching only `ns`, logging to a file under the target directory,
+/// with `kubeconfig` (which impersonates the chart's ServiceAccount).
+fn start_controller(ns: &str, kubeconfig: &std::path::Path) -> Controller {
     let log = PathBuf::from(env!("CARGO_TARGET_TMPDIR")).join(format!("{ns}-controller.log"));
     let file = std::fs::File::create(&log)
         .unwrap_or_else(|e| panic!("cannot create {}: {e}", log.display()));
@@ -281,12 +250,14 @@ fn start_controller(ns: &str) -> Controller {
             "RUST_LOG",
             std::env::var("RUST_LOG").unwrap_or_else(|_| "info,zdr=debug".into()),
         )
+        .env("KUBECONFIG", kubeconfig)
         .env("POD_NAMESPACE", ns)
         .stdin(std::process::Stdio::null())
         .stdout(file)
         .stderr(err_file)
         .kill_on_drop(true);
     let child = cmd.spawn().expect("spawn zdr-controller");
+    suite::started_controller(child.id(), ns);
     let _ = writeln!(
         std::io::stderr(),
         "e2e: namespace {ns}, controller log {}",

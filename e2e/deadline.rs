@@ -11,8 +11,7 @@ use crate::cluster::{
 };
 use crate::pods::Bounds;
 
-#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
-async fn progress_deadline_marks_the_rollout_degraded() {
+pub async fn progress_deadline_marks_the_rollout_degraded() {
     let Some(mut env) = setup("deadline").await else {
         return;
     };

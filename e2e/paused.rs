@@ -19,8 +19,7 @@ fn window() -> Duration {
     Duration::from_secs(secs)
 }
 
-#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
-async fn paused_rollout_makes_no_progress_until_resumed() {
+pub async fn paused_rollout_makes_no_progress_until_resumed() {
     let Some(mut env) = setup("paused").await else {
         return;
     };

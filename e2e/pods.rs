@@ -197,8 +197,8 @@ impl PodSet {
     }
 }
 
-#[cfg(test)]
-mod tests {
+/// Tests of the bounds and of the watch bookkeeping (no cluster): run by `main.rs`.
+pub mod tests {
     use super::*;
     use serde_json::json;
 
@@ -236,8 +236,7 @@ mod tests {
         max_unavailable: 0,
     };
 
-    #[test]
-    fn a_surge_pod_is_fine_a_second_one_is_not() {
+    pub fn a_surge_pod_is_fine_a_second_one_is_not() {
         let mut set = synced(vec![
             pod("a", "r1", "Running", true, false),
             pod("b", "r1", "Running", true, false),
@@ -260,8 +259,7 @@ mod tests {
         assert!(set.check(B).is_ok());
     }
 
-    #[test]
-    fn a_pod_being_deleted_is_not_available_but_still_counts() {
+    pub fn a_pod_being_deleted_is_not_available_but_still_counts() {
         let mut set = synced(vec![
             pod("a", "r1", "Running", true, false),
             pod("b", "r1", "Running", true, false),
@@ -296,8 +294,7 @@ mod tests {
         );
     }
 
-    #[test]
-    fn finished_pods_do_not_count_and_a_relist_replaces_the_set() {
+    pub fn finished_pods_do_not_count_and_a_relist_replaces_the_set() {
         let mut set = synced(vec![
             pod("a", "r1", "Running", true, false),
             pod("x", "r1", "Failed", false, false),
@@ -315,8 +312,7 @@ mod tests {
         );
     }
 
-    #[test]
-    fn percentages_round_like_a_deployment() {
+    pub fn percentages_round_like_a_deployment() {
         let pct = |s: &str| IntOrString::String(s.into());
         assert_eq!(scaled(&pct("25%"), 6, true), Some(2));
         assert_eq!(scaled(&pct("25%"), 6, false), Some(1));

@@ -9,8 +9,7 @@ use crate::cluster::{
 };
 use crate::pods::Bounds;
 
-#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
-async fn rolling_update_keeps_capacity_and_rollback_reuses_the_revision() {
+pub async fn rolling_update_keeps_capacity_and_rollback_reuses_the_revision() {
     let Some(mut env) = setup("rolling").await else {
         return;
     };
