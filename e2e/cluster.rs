@@ -27,6 +27,12 @@ type Events<K> = futures::stream::BoxStream<'static, Result<watcher::Event<K>, w
 /// Field manager of everything the tests write.
 pub const MANAGER: &str = "zdr-e2e";
 
+/// Pod annotation read by the simulated kubelet of `../shared/k8s` (which runs no container and
+/// no probe): `unready` keeps every container of the pod running but never ready, `crash` makes
+/// them crash-loop. Real kubelets ignore it, so a template carries both this and the real
+/// behaviour (e.g. a readiness probe that never passes).
+pub const SIM_MODE: &str = "sim.zdr.dev/mode";
+
 /// Image of the test app, and the one an update switches to.
 pub fn image_v1() -> String {
     std::env::var("ZDR_E2E_IMAGE")
