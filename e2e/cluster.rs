@@ -258,6 +258,7 @@ fn start_controller(ns: &str, kubeconfig: &std::path::Path) -> Controller {
         )
         .env("KUBECONFIG", kubeconfig)
         .env("POD_NAMESPACE", ns)
+        .env("NO_COLOR", "1")
         .stdin(std::process::Stdio::null())
         .stdout(file)
         .stderr(err_file)
