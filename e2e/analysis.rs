@@ -44,8 +44,7 @@ async fn fake_prometheus() -> String {
     format!("http://{addr}")
 }
 
-#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
-async fn a_failing_analysis_aborts_the_update_and_rolls_back_to_stable() {
+pub async fn a_failing_analysis_aborts_the_update_and_rolls_back_to_stable() {
     let Some(mut env) = setup("analysis").await else {
         return;
     };
@@ -61,7 +60,7 @@ async fn a_failing_analysis_aborts_the_update_and_rolls_back_to_stable() {
     let name = "slo";
     let replicas = 3;
     let spec = json!({
-        "strategy": {"rolling": {"maxSurge": 1, "maxUnavailable": 0}},
+        "strategy": {"rolling": {"maxSurge": 1, "maxUnavailable": 0, "podReplacementPolicy": "TerminationComplete"}},
         "analysis": {
             "prometheus": {"address": address, "timeout": "2s"},
             "interval": "5s",
@@ -170,8 +169,7 @@ async fn a_failing_analysis_aborts_the_update_and_rolls_back_to_stable() {
 
 /// Runs without a cluster: the fake answers in a shape the real provider reads, so a failure of
 /// the e2e test above is about the controller, not the fake.
-#[tokio::test]
-async fn the_fake_prometheus_answers_like_prometheus() {
+pub async fn the_fake_prometheus_answers_like_prometheus() {
     use zdr::analysis::provider::{MetricsProvider, PrometheusProvider, PrometheusSettings};
     let address = fake_prometheus().await;
     let p = PrometheusProvider::new(&PrometheusSettings {

@@ -1,7 +1,8 @@
-//! The e2e harness: finds the cluster (or skips), installs the CRD, gives each test a namespace
-//! and a zdr-controller child process, and watches rollouts and their pods until a condition
-//! holds, checking the rolling-update bounds at every observed state. No sleeps: every wait is
-//! a watch bounded by a deadline, and fails with the last status seen.
+//! The e2e harness of one test: takes the cluster the suite set up (or skips), gives the test a
+//! namespace and a zdr-controller child process (running with the chart's RBAC), and watches
+//! rollouts and their pods until a condition holds, checking the rolling-update bounds at every
+//! observed state. No sleeps: every wait is a watch bounded by a deadline, and fails with the
+//! last status seen.
 
 use std::io::Write;
 use std::path::PathBuf;
@@ -9,22 +10,28 @@ use std::time::Duration;
 
 use futures::StreamExt;
 use k8s_openapi::api::core::v1::{Namespace, Pod};
-use k8s_openapi::apiextensions_apiserver::pkg::apis::apiextensions::v1::CustomResourceDefinition;
 use kube::api::{DeleteParams, Patch, PatchParams, PostParams};
-use kube::runtime::wait::{await_condition, conditions};
+use kube::runtime::wait::await_condition;
 use kube::runtime::{WatchStreamExt, watcher};
-use kube::{Api, Client, CustomResourceExt, ResourceExt};
+use kube::{Api, Client, ResourceExt};
 use serde_json::{Value, json};
 use tokio::time::{Instant, sleep_until};
 use zdr::crd::{Phase, ZeroDowntimeRollout};
 
 use crate::pods::{Bounds, PodSet};
+use crate::suite::{self, Cluster, RUN_LABEL};
 
 /// A boxed watch stream.
 type Events<K> = futures::stream::BoxStream<'static, Result<watcher::Event<K>, watcher::Error>>;
 
 /// Field manager of everything the tests write.
-const MANAGER: &str = "zdr-e2e";
+pub const MANAGER: &str = "zdr-e2e";
+
+/// Pod annotation read by the simulated kubelet of `../shared/k8s` (which runs no container and
+/// no probe): `unready` keeps every container of the pod running but never ready, `crash` makes
+/// them crash-loop. Real kubelets ignore it, so a template carries both this and the real
+/// behaviour (e.g. a readiness probe that never passes).
+pub const SIM_MODE: &str = "sim.zdr.dev/mode";
 
 /// Image of the test app, and the one an update switches to.
 pub fn image_v1() -> String {
@@ -41,7 +48,7 @@ pub const NETEXEC: &[&str] = &["netexec", "--http-port=8080"];
 /// agnhost doing nothing: the readiness probe on 8080 never passes.
 pub const NEVER_READY: &[&str] = &["pause"];
 
-fn env_flag(name: &str) -> bool {
+pub fn env_flag(name: &str) -> bool {
     std::env::var(name).is_ok_and(|v| v == "1" || v.eq_ignore_ascii_case("true"))
 }
 
@@ -54,23 +61,23 @@ fn timeout() -> Duration {
     Duration::from_secs(secs)
 }
 
-/// Prints the skip (to the stderr handle, which libtest does not capture) or fails: with
-/// `ZDR_REQUIRE_CLUSTER=1`, or when `KUBEBUILDER_ASSETS` says envtest was meant.
+/// Prints the skip (straight to the stderr handle, never through captured output) or fails:
+/// with `ZDR_REQUIRE_CLUSTER=1`, or when `KUBEBUILDER_ASSETS` says envtest was meant.
 fn skip(test: &str, why: &str) -> Option<TestEnv> {
     assert!(
         std::env::var_os("KUBEBUILDER_ASSETS").is_none(),
         "KUBEBUILDER_ASSETS is set but there is no usable cluster ({why}). envtest (an API \
          server without kubelets) cannot run these tests, whose pods must really start and \
-         become Ready: use kind or k3d (hack/e2e-kind.sh) and set KUBECONFIG; see docs/e2e.md"
+         become Ready: use ../shared/k8s/up.sh (simulated kubelets), kind or k3d \
+         (hack/e2e-kind.sh) and set KUBECONFIG; see docs/e2e.md"
     );
     assert!(
         !env_flag("ZDR_REQUIRE_CLUSTER"),
         "ZDR_REQUIRE_CLUSTER=1 but there is no usable cluster: {why}"
     );
-    let _ = writeln!(
-        std::io::stderr(),
-        "\n*** e2e {test}: SKIPPED: no cluster: {why} (see docs/e2e.md) ***\n"
-    );
+    // One write of the whole line, so that it does not interleave with the harness's output.
+    let line = format!("\n*** e2e {test}: SKIPPED: no cluster: {why} (see docs/e2e.md) ***\n\n");
+    let _ = std::io::stderr().write_all(line.as_bytes());
     None
 }
 
@@ -168,7 +175,16 @@ pub struct TestEnv {
     pub client: Client,
     pub ns: String,
     controller: Option<Controller>,
+    /// The controller's kubeconfig, to start it again.
+    controller_kubeconfig: Option<PathBuf>,
     timeout: Duration,
+}
+
+/// Kill the controller with SIGKILL and start it again at random moments, this far apart.
+#[derive(Clone, Copy, Debug)]
+pub struct Kills {
+    pub min: Duration,
+    pub max: Duration,
 }
 
 /// Connects, installs the CRD, creates the namespace and starts the controller; `None` (after
@@ -183,63 +199,33 @@ pub async fn setup_api_only(test: &str) -> Option<TestEnv> {
 }
 
 async fn setup_with(test: &str, with_controller: bool) -> Option<TestEnv> {
-    let kubeconfig = std::env::var("KUBECONFIG").unwrap_or_default();
-    if kubeconfig.is_empty() {
-        // Only an explicit KUBECONFIG is used, never ~/.kube/config: `cargo test` must not
-        // create pods in whatever cluster the current context points at.
-        return skip(test, "KUBECONFIG is not set");
-    }
-    let options = kube::config::KubeConfigOptions::default();
-    let config = match kube::Config::from_kubeconfig(&options).await {
-        Ok(c) => c,
-        Err(e) => return skip(test, &format!("cannot load KUBECONFIG={kubeconfig}: {e}")),
+    let suite = match suite::cluster() {
+        Cluster::Absent(why) => return skip(test, why),
+        Cluster::Broken(why) => panic!("the e2e suite's set-up failed: {why}"),
+        Cluster::Ready(suite) => suite,
     };
-    let client = match Client::try_from(config) {
-        Ok(c) => c,
-        Err(e) => return skip(test, &format!("cannot build a client: {e}")),
-    };
-    match tokio::time::timeout(Duration::from_secs(10), client.apiserver_version()).await {
-        Ok(Ok(_)) => {}
-        Ok(Err(e)) => return skip(test, &format!("API server unreachable: {e}")),
-        Err(_) => return skip(test, "API server did not answer within 10s"),
-    }
-
-    install_crd(&client).await;
-    let ns = create_namespace(&client, test).await;
-    let controller = if !with_controller || env_flag("ZDR_E2E_EXTERNAL_CONTROLLER") {
-        None
-    } else {
-        Some(start_controller(&ns))
-    };
+    let client = Client::try_from(suite.config.clone())
+        .unwrap_or_else(|e| panic!("cannot build a client: {e}"));
+    let ns = create_namespace(&client, test, &suite.run_id).await;
+    let controller_kubeconfig = suite
+        .controller_kubeconfig
+        .clone()
+        .filter(|_| with_controller);
+    let controller = controller_kubeconfig
+        .as_deref()
+        .map(|kubeconfig| start_controller(&ns, kubeconfig));
     Some(TestEnv {
         client,
         ns,
         controller,
+        controller_kubeconfig,
         timeout: timeout(),
     })
 }
 
-/// Server-side applies the CRD from the Rust types and waits until it is Established.
-async fn install_crd(client: &Client) {
-    let crd = ZeroDowntimeRollout::crd();
-    let name = crd.name_any();
-    let api: Api<CustomResourceDefinition> = Api::all(client.clone());
-    api.patch(
-        &name,
-        &PatchParams::apply(MANAGER).force(),
-        &Patch::Apply(&crd),
-    )
-    .await
-    .unwrap_or_else(|e| panic!("server-side apply of CRD {name}: {e}"));
-    let established = await_condition(api, &name, conditions::is_crd_established());
-    match tokio::time::timeout(Duration::from_secs(60), established).await {
-        Ok(Ok(_)) => {}
-        Ok(Err(e)) => panic!("waiting for CRD {name}: {e}"),
-        Err(_) => panic!("CRD {name} not Established within 60s"),
-    }
-}
-
-async fn create_namespace(client: &Client, test: &str) -> String {
+/// Creates the test's namespace `zdr-e2e-<test>-<random>`, labelled with the run's id so the
+/// suite can check at the end that it was deleted.
+async fn create_namespace(client: &Client, test: &str, run_id: &str) -> String {
     let nanos = std::time::SystemTime::now()
         .duration_since(std::time::UNIX_EPOCH)
         .map_or(0, |d| d.subsec_nanos());
@@ -250,12 +236,13 @@ async fn create_namespace(client: &Client, test: &str) -> String {
     let ns = format!("zdr-e2e-{test}-{suffix}");
     let api: Api<Namespace> = Api::all(client.clone());
     let obj: Namespace = serde_json::from_value(json!({
-        "metadata": {"name": ns, "labels": {"zdr.dev/e2e": "true"}}
+        "metadata": {"name": ns, "labels": {"zdr.dev/e2e": "true", RUN_LABEL: run_id}}
     }))
     .expect("namespace object");
     api.create(&PostParams::default(), &obj)
         .await
         .unwrap_or_else(|e| panic!("creating namespace {ns}: {e}"));
+    suite::created_namespace(&ns);
     ns
 }
 
@@ -266,10 +253,15 @@ fn free_port() -> u16 {
         .expect("a free loopback port")
 }
 
-/// Starts `zdr-controller` watching only `ns`, logging to a file under the target directory.
-fn start_controller(ns: &str) -> Controller {
+/// Starts `zdr-controller` watching only `ns`, logging to a file under the target directory,
+/// with `kubeconfig` (which impersonates the chart's ServiceAccount).
+fn start_controller(ns: &str, kubeconfig: &std::path::Path) -> Controller {
     let log = PathBuf::from(env!("CARGO_TARGET_TMPDIR")).join(format!("{ns}-controller.log"));
-    let file = std::fs::File::create(&log)
+    // Appended to: a controller restarted by a test keeps one log.
+    let file = std::fs::OpenOptions::new()
+        .create(true)
+        .append(true)
+        .open(&log)
         .unwrap_or_else(|e| panic!("cannot create {}: {e}", log.display()));
     let err_file = file.try_clone().expect("clone log file handle");
     let mut cmd = tokio::process::Command::new(env!("CARGO_BIN_EXE_zdr-controller"));
@@ -281,12 +273,15 @@ fn start_controller(ns: &str) -> Controller {
             "RUST_LOG",
             std::env::var("RUST_LOG").unwrap_or_else(|_| "info,zdr=debug".into()),
         )
+        .env("KUBECONFIG", kubeconfig)
         .env("POD_NAMESPACE", ns)
+        .env("NO_COLOR", "1")
         .stdin(std::process::Stdio::null())
         .stdout(file)
         .stderr(err_file)
         .kill_on_drop(true);
     let child = cmd.spawn().expect("spawn zdr-controller");
+    suite::started_controller(child.id(), ns);
     let _ = writeln!(
         std::io::stderr(),
         "e2e: namespace {ns}, controller log {}",
@@ -385,8 +380,27 @@ impl TestEnv {
         settle: bool,
         done: impl Fn(&ZeroDowntimeRollout, i64) -> bool,
     ) -> ZeroDowntimeRollout {
+        self.roll_with_kills(name, bounds, patch, settle, done, None)
+            .await
+            .0
+    }
+
+    /// As [`roll`](Self::roll), killing the controller (SIGKILL) and starting it again at random
+    /// moments `kills` apart; returns the rollout and how many times it was killed.
+    pub async fn roll_with_kills(
+        &mut self,
+        name: &str,
+        bounds: Bounds,
+        patch: &Value,
+        settle: bool,
+        done: impl Fn(&ZeroDowntimeRollout, i64) -> bool,
+        kills: Option<Kills>,
+    ) -> (ZeroDowntimeRollout, u32) {
         let (mut pod_events, mut zdr_events) = self.watch(name);
         let deadline = Instant::now() + self.timeout;
+        let mut rng = Lcg::seeded();
+        let mut next_kill = kills.map(|k| Instant::now() + rng.between(k.min, k.max));
+        let mut killed = 0u32;
         let mut set = PodSet::default();
         let mut generation: Option<i64> = None;
         let mut last: Option<ZeroDowntimeRollout> = None;
@@ -428,11 +442,16 @@ impl TestEnv {
                     None => break "the rollout watch ended".to_string(),
                 },
                 _ = sleep_until(deadline) => break format!("timed out after {:?}", self.timeout),
+                _ = sleep_until(next_kill.unwrap_or(deadline)), if next_kill.is_some() => {
+                    self.restart_controller().await;
+                    killed += 1;
+                    next_kill = kills.map(|k| Instant::now() + rng.between(k.min, k.max));
+                }
                 msg = controller_exit(&mut self.controller) => break msg,
             }
             if let Some(z) = &finished {
                 if !settle {
-                    return z.clone();
+                    return (z.clone(), killed);
                 }
                 let rev = z.status.as_ref().and_then(|s| s.update_revision.clone());
                 let serving = set.serving_revisions();
@@ -440,10 +459,10 @@ impl TestEnv {
                 if serving.len() == replicas && serving.iter().all(|(_, r)| *r == rev) {
                     let _ = writeln!(
                         std::io::stderr(),
-                        "e2e: {}/{name}: done after {states} observed pod states within {bounds:?}",
+                        "e2e: {}/{name}: done after {states} observed pod states within {bounds:?}, {killed} controller kill(s)",
                         self.ns
                     );
-                    return z.clone();
+                    return (z.clone(), killed);
                 }
             }
         };
@@ -506,6 +525,46 @@ impl TestEnv {
         );
     }
 
+    /// Kills the controller with SIGKILL, waits for it, and starts a new one.
+    pub async fn restart_controller(&mut self) {
+        if let Some(c) = self.controller.as_mut() {
+            let _ = c.child.start_kill();
+            let _ = c.child.wait().await;
+        }
+        if let Some(kubeconfig) = &self.controller_kubeconfig {
+            self.controller = Some(start_controller(&self.ns, kubeconfig));
+        }
+    }
+
+    /// Waits until exactly `count` pods of `name` exist (draining and terminating ones gone).
+    pub async fn wait_for_pod_count(&mut self, name: &str, count: usize) {
+        let (mut pod_events, _) = self.watch(name);
+        let deadline = Instant::now() + self.timeout;
+        let mut set = PodSet::default();
+        let failure = loop {
+            tokio::select! {
+                ev = pod_events.next() => match ev {
+                    Some(Ok(ev)) => {
+                        if set.apply(ev) && set.names().len() == count {
+                            return;
+                        }
+                    }
+                    Some(Err(e)) => {
+                        let _ = writeln!(std::io::stderr(), "e2e: pod watch error (retrying): {e}");
+                    }
+                    None => break "the pod watch ended".to_string(),
+                },
+                _ = sleep_until(deadline) => break format!("timed out after {:?}", self.timeout),
+                msg = controller_exit(&mut self.controller) => break msg,
+            }
+        };
+        panic!(
+            "{}/{name}: waiting for exactly {count} pods: {failure}\npods:\n{}",
+            self.ns,
+            set.describe()
+        );
+    }
+
     /// Stops the controller and deletes the namespace (kept with `ZDR_E2E_KEEP_NAMESPACE=1`).
     /// A failed test never gets here: its namespace stays for inspection.
     pub async fn teardown(mut self) {
@@ -524,5 +583,27 @@ impl TestEnv {
                 self.ns
             );
         }
+    }
+}
+
+/// A small linear congruential generator for kill times (no dependency, seeded from the clock).
+struct Lcg(u64);
+
+impl Lcg {
+    fn seeded() -> Self {
+        let nanos = std::time::SystemTime::now()
+            .duration_since(std::time::UNIX_EPOCH)
+            .map_or(1, |d| d.as_nanos() as u64);
+        Self(nanos | 1)
+    }
+
+    /// A duration uniformly between `min` and `max`.
+    fn between(&mut self, min: Duration, max: Duration) -> Duration {
+        self.0 = self
+            .0
+            .wrapping_mul(6_364_136_223_846_793_005)
+            .wrapping_add(1_442_695_040_888_963_407);
+        let span = max.saturating_sub(min).as_millis().max(1) as u64;
+        min + Duration::from_millis((self.0 >> 33) % span)
     }
 }

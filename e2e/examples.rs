@@ -34,8 +34,7 @@ fn example_docs() -> Vec<(String, Value)> {
     out
 }
 
-#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
-async fn the_api_server_accepts_every_example_and_rejects_both_zero() {
+pub async fn the_api_server_accepts_every_example_and_rejects_both_zero() {
     let Some(env) = setup_api_only("examples").await else {
         return;
     };

@@ -1,11 +1,17 @@
-//! End-to-end tests of zdr against a real Kubernetes cluster (kind, k3d, any conformant one):
-//! rolling update and rollback under the surge/availability bounds, `paused`, the progress
-//! deadline, and an update aborted by its SLO analysis. See docs/e2e.md.
+//! End-to-end tests of zdr against a real Kubernetes cluster (kind, k3d, the local control plane
+//! of `../shared/k8s`, any conformant one): rolling update and rollback under the
+//! surge/availability bounds, `paused`, the progress deadline, and an update aborted by its SLO
+//! analysis. See docs/e2e.md.
 //!
 //! They run only when `KUBECONFIG` names a reachable cluster; otherwise each test prints
 //! `SKIPPED: no cluster: <why>` and passes, unless `ZDR_REQUIRE_CLUSTER=1` makes that a failure.
 //! Each test gets its own namespace and, unless `ZDR_E2E_EXTERNAL_CONTROLLER=1`, its own
-//! zdr-controller child process watching only that namespace.
+//! zdr-controller child process watching only that namespace, with the chart's RBAC.
+//!
+//! The target has its own harness (`harness = false`, libtest-mimic: same command line and
+//! output as libtest) so that the suite has a set-up and a check after the tests: `suite.rs`.
+//! Tests whose name starts with `traffic_` need real traffic through pods, hence a cluster with
+//! a real network: `-- --skip traffic_` leaves them out on the simulated kubelet.
 
 mod analysis;
 mod cluster;
@@ -13,4 +19,61 @@ mod deadline;
 mod examples;
 mod paused;
 mod pods;
+mod rbac;
+mod restart;
 mod rolling;
+mod suite;
+
+use suite::{Body, Test};
+
+/// A test on the cluster: `on_cluster!(module::function)`, an `async fn()`.
+macro_rules! on_cluster {
+    ($m:ident :: $f:ident) => {
+        Test {
+            name: concat!(stringify!($m), "::", stringify!($f)),
+            cluster: true,
+            body: Body::Async(|| Box::pin($m::$f())),
+        }
+    };
+}
+
+/// A test without the cluster: an `async fn()`.
+macro_rules! local_async {
+    ($m:ident :: $f:ident) => {
+        Test {
+            name: concat!(stringify!($m), "::", stringify!($f)),
+            cluster: false,
+            body: Body::Async(|| Box::pin($m::$f())),
+        }
+    };
+}
+
+/// A test without the cluster: a plain `fn()`.
+macro_rules! local {
+    ($m:ident :: $t:ident :: $f:ident) => {
+        Test {
+            name: concat!(stringify!($m), "::", stringify!($t), "::", stringify!($f)),
+            cluster: false,
+            body: Body::Sync($m::$t::$f),
+        }
+    };
+}
+
+fn main() -> std::process::ExitCode {
+    suite::main(vec![
+        on_cluster!(analysis::a_failing_analysis_aborts_the_update_and_rolls_back_to_stable),
+        on_cluster!(deadline::progress_deadline_marks_the_rollout_degraded),
+        on_cluster!(examples::the_api_server_accepts_every_example_and_rejects_both_zero),
+        on_cluster!(paused::paused_rollout_makes_no_progress_until_resumed),
+        on_cluster!(rolling::rolling_update_keeps_capacity_and_rollback_reuses_the_revision),
+        on_cluster!(rolling::termination_started_overlaps_the_drain_within_the_bounds),
+        on_cluster!(restart::controller_killed_at_random_moments_keeps_the_bounds),
+        local_async!(analysis::the_fake_prometheus_answers_like_prometheus),
+        local!(pods::tests::a_surge_pod_is_fine_a_second_one_is_not),
+        local!(pods::tests::a_pod_being_deleted_is_not_available_but_still_counts),
+        local!(pods::tests::termination_started_counts_only_pods_that_serve_or_start),
+        local!(pods::tests::a_pod_deleted_while_ready_is_reported),
+        local!(pods::tests::finished_pods_do_not_count_and_a_relist_replaces_the_set),
+        local!(pods::tests::percentages_round_like_a_deployment),
+    ])
+}

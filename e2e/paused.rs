@@ -19,14 +19,13 @@ fn window() -> Duration {
     Duration::from_secs(secs)
 }
 
-#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
-async fn paused_rollout_makes_no_progress_until_resumed() {
+pub async fn paused_rollout_makes_no_progress_until_resumed() {
     let Some(mut env) = setup("paused").await else {
         return;
     };
     let name = "paused";
     let replicas = 3;
-    let strategy = json!({"strategy": {"rolling": {"maxSurge": 1, "maxUnavailable": 0}}});
+    let strategy = json!({"strategy": {"rolling": {"maxSurge": 1, "maxUnavailable": 0, "podReplacementPolicy": "TerminationComplete"}}});
     let bounds = Bounds::new(replicas, &IntOrString::Int(1), &IntOrString::Int(0));
     let generation = env
         .create(&rollout(

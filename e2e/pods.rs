@@ -242,8 +242,8 @@ impl PodSet {
     }
 }
 
-#[cfg(test)]
-mod tests {
+/// Tests of the bounds and of the watch bookkeeping (no cluster): run by `main.rs`.
+pub mod tests {
     use super::*;
     use serde_json::json;
 
@@ -282,8 +282,7 @@ mod tests {
         policy: PodReplacementPolicy::TerminationComplete,
     };
 
-    #[test]
-    fn a_surge_pod_is_fine_a_second_one_is_not() {
+    pub fn a_surge_pod_is_fine_a_second_one_is_not() {
         let mut set = synced(vec![
             pod("a", "r1", "Running", true, false),
             pod("b", "r1", "Running", true, false),
@@ -307,8 +306,7 @@ mod tests {
         assert!(set.check(B).is_ok());
     }
 
-    #[test]
-    fn a_pod_being_deleted_is_not_available_but_still_counts() {
+    pub fn a_pod_being_deleted_is_not_available_but_still_counts() {
         let mut set = synced(vec![
             pod("a", "r1", "Running", true, false),
             pod("b", "r1", "Running", true, false),
@@ -356,8 +354,7 @@ mod tests {
         p
     }
 
-    #[test]
-    fn termination_started_counts_only_pods_that_serve_or_start() {
+    pub fn termination_started_counts_only_pods_that_serve_or_start() {
         let started = B.with_policy(PodReplacementPolicy::TerminationStarted);
         let mut set = synced(vec![
             pod("a", "r1", "Running", true, false),
@@ -377,8 +374,7 @@ mod tests {
         assert!(set.check(started).is_ok());
     }
 
-    #[test]
-    fn a_pod_deleted_while_ready_is_reported() {
+    pub fn a_pod_deleted_while_ready_is_reported() {
         let mut set = synced(vec![
             pod("a", "r1", "Running", true, false),
             pod("b", "r1", "Running", true, false),
@@ -390,8 +386,7 @@ mod tests {
         assert!(err.contains("deleted while Ready"), "{err}");
     }
 
-    #[test]
-    fn finished_pods_do_not_count_and_a_relist_replaces_the_set() {
+    pub fn finished_pods_do_not_count_and_a_relist_replaces_the_set() {
         let mut set = synced(vec![
             pod("a", "r1", "Running", true, false),
             pod("x", "r1", "Failed", false, false),
@@ -409,8 +404,7 @@ mod tests {
         );
     }
 
-    #[test]
-    fn percentages_round_like_a_deployment() {
+    pub fn percentages_round_like_a_deployment() {
         let pct = |s: &str| IntOrString::String(s.into());
         assert_eq!(scaled(&pct("25%"), 6, true), Some(2));
         assert_eq!(scaled(&pct("25%"), 6, false), Some(1));

@@ -12,8 +12,7 @@ use crate::cluster::{
 use crate::pods::Bounds;
 use zdr::crd::PodReplacementPolicy;
 
-#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
-async fn rolling_update_keeps_capacity_and_rollback_reuses_the_revision() {
+pub async fn rolling_update_keeps_capacity_and_rollback_reuses_the_revision() {
     let Some(mut env) = setup("rolling").await else {
         return;
     };
@@ -90,8 +89,7 @@ async fn rolling_update_keeps_capacity_and_rollback_reuses_the_revision() {
     env.teardown().await;
 }
 
-#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
-async fn termination_started_overlaps_the_drain_within_the_bounds() {
+pub async fn termination_started_overlaps_the_drain_within_the_bounds() {
     let Some(mut env) = setup("started").await else {
         return;
     };

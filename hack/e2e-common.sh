@@ -50,7 +50,12 @@ build_and_load_image() {
 install_controller() {
   case "$ZDR_E2E_MODE" in
     local)
-      echo "== e2e: each test starts its own zdr-controller (target/debug)"
+      # The suite renders the chart with the Helm library and runs each controller with its RBAC.
+      python3 -c 'import helm_python' 2>/dev/null || {
+        echo "e2e: the suite needs helm-python-sdk to render the chart's RBAC: pip install helm-python-sdk==0.2.2" >&2
+        exit 1
+      }
+      echo "== e2e: each test starts its own zdr-controller (target/debug), with the chart's RBAC"
       ;;
     chart)
       need helm
