@@ -60,7 +60,13 @@ macro_rules! local {
 }
 
 fn main() -> std::process::ExitCode {
-    suite::main(vec![
+    suite::main(tests())
+}
+
+/// Every test of the suite. A `pub` test function not listed here would never run:
+/// `every_test_function_is_listed` checks the sources for that.
+fn tests() -> Vec<Test> {
+    vec![
         on_cluster!(analysis::a_failing_analysis_aborts_the_update_and_rolls_back_to_stable),
         on_cluster!(deadline::progress_deadline_marks_the_rollout_degraded),
         on_cluster!(examples::the_api_server_accepts_every_example_and_rejects_both_zero),
@@ -75,5 +81,47 @@ fn main() -> std::process::ExitCode {
         local!(pods::tests::a_pod_deleted_while_ready_is_reported),
         local!(pods::tests::finished_pods_do_not_count_and_a_relist_replaces_the_set),
         local!(pods::tests::percentages_round_like_a_deployment),
-    ])
+        Test {
+            name: "main::every_test_function_is_listed",
+            cluster: false,
+            body: Body::Sync(every_test_function_is_listed),
+        },
+    ]
+}
+
+/// The `pub async fn` tests of the scenario modules and the `pub fn` of `pods::tests` all appear
+/// in [`tests`].
+fn every_test_function_is_listed() {
+    let listed: Vec<&str> = tests().iter().map(|t| t.name).collect();
+    let dir = concat!(env!("CARGO_MANIFEST_DIR"), "/e2e");
+    let modules = [
+        "analysis", "deadline", "examples", "paused", "restart", "rolling",
+    ];
+    let mut missing = Vec::new();
+    for m in modules {
+        let src = std::fs::read_to_string(format!("{dir}/{m}.rs")).expect("an e2e module");
+        for line in src.lines() {
+            if let Some(rest) = line.strip_prefix("pub async fn ") {
+                let f = rest.split('(').next().unwrap_or_default();
+                if !listed.contains(&format!("{m}::{f}").as_str()) {
+                    missing.push(format!("{m}::{f}"));
+                }
+            }
+        }
+    }
+    let pods = std::fs::read_to_string(format!("{dir}/pods.rs")).expect("e2e/pods.rs");
+    let tests_mod = pods.split("pub mod tests").nth(1).unwrap_or_default();
+    for line in tests_mod.lines() {
+        if let Some(rest) = line.trim_start().strip_prefix("pub fn ") {
+            let f = rest.split('(').next().unwrap_or_default();
+            if !listed.contains(&format!("pods::tests::{f}").as_str()) {
+                missing.push(format!("pods::tests::{f}"));
+            }
+        }
+    }
+    assert!(
+        missing.is_empty(),
+        "test functions not listed in e2e/main.rs tests(): {missing:?}"
+    );
+    assert!(listed.len() >= 15, "the sources were read: {listed:?}");
 }

@@ -31,8 +31,13 @@ pub fn render_status(z: &ZeroDowntimeRollout) -> String {
     let _ = writeln!(out, "Message:     {}", st.message.unwrap_or_default());
     let _ = writeln!(
         out,
-        "Replicas:    desired {}, current {}, updated {}, ready {}, available {}",
-        z.spec.replicas, st.replicas, st.updated_replicas, st.ready_replicas, st.available_replicas
+        "Replicas:    desired {}, current {}, updated {}, ready {}, available {}, draining {}",
+        z.spec.replicas,
+        st.replicas,
+        st.updated_replicas,
+        st.ready_replicas,
+        st.available_replicas,
+        st.terminating_replicas
     );
     let _ = writeln!(
         out,
@@ -329,6 +334,24 @@ mod tests {
             "{out}"
         );
         assert!(out.contains("query: sum(x{r=\"abc\"})"), "{out}");
+    }
+
+    #[test]
+    fn status_reports_draining_pods() {
+        let z: ZeroDowntimeRollout = serde_json::from_value(json!({
+            "apiVersion": "zdr.dev/v1alpha1", "kind": "ZeroDowntimeRollout",
+            "metadata": {"name": "web"},
+            "spec": {"replicas": 4, "selector": {"matchLabels": {"app": "web"}},
+                     "template": {"metadata": {"labels": {"app": "web"}}}},
+            "status": {"phase": "Healthy", "replicas": 4, "updatedReplicas": 4, "readyReplicas": 4,
+                       "availableReplicas": 4, "terminatingReplicas": 2},
+        }))
+        .unwrap();
+        let out = render_status(&z);
+        assert!(
+            out.contains("desired 4, current 4, updated 4, ready 4, available 4, draining 2"),
+            "{out}"
+        );
     }
 
     #[test]
