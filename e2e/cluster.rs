@@ -329,6 +329,17 @@ impl TestEnv {
         created.metadata.generation.unwrap_or(1)
     }
 
+    /// Creates a rollout of `replicas` app pods at image v1 (`spec` merged over the defaults)
+    /// and waits until it is Healthy at that first revision.
+    pub async fn create_healthy(&mut self, name: &str, replicas: i32, spec: Value) {
+        let container = app_container(&image_v1(), NETEXEC);
+        let generation = self.create(&rollout(name, replicas, container, spec)).await;
+        self.wait_until(name, "Healthy at the first revision", |z| {
+            healthy(z, generation)
+        })
+        .await;
+    }
+
     /// Merge-patches the rollout's spec; returns the new generation.
     pub async fn patch(&self, name: &str, patch: &Value) -> i64 {
         let patched = self

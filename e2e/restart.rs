@@ -14,7 +14,7 @@ use serde_json::json;
 use zdr::crd::PodReplacementPolicy;
 
 use crate::cluster::{
-    Kills, NETEXEC, app_container, containers_patch, healthy, image_v1, image_v2, rollout, setup,
+    Kills, NETEXEC, app_container, containers_patch, healthy, image_v1, image_v2, setup,
 };
 use crate::pods::Bounds;
 
@@ -44,18 +44,7 @@ pub async fn controller_killed_at_random_moments_keeps_the_bounds() {
     let strategy = json!({"strategy": {"rolling": {"maxSurge": 2, "maxUnavailable": 1}}});
     let bounds = Bounds::new(replicas, &IntOrString::Int(2), &IntOrString::Int(1))
         .with_policy(PodReplacementPolicy::TerminationStarted);
-    let generation = env
-        .create(&rollout(
-            name,
-            replicas,
-            app_container(&image_v1(), NETEXEC),
-            strategy,
-        ))
-        .await;
-    env.wait_until(name, "Healthy at the first revision", |z| {
-        healthy(z, generation)
-    })
-    .await;
+    env.create_healthy(name, replicas, strategy).await;
 
     let kills = Kills {
         min: Duration::from_millis(500),

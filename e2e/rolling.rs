@@ -98,18 +98,7 @@ pub async fn termination_started_overlaps_the_drain_within_the_bounds() {
     let strategy = json!({"strategy": {"rolling": {"maxSurge": 2, "maxUnavailable": 1}}});
     let bounds = Bounds::new(replicas, &IntOrString::Int(2), &IntOrString::Int(1))
         .with_policy(PodReplacementPolicy::TerminationStarted);
-    let generation = env
-        .create(&rollout(
-            name,
-            replicas,
-            app_container(&image_v1(), NETEXEC),
-            strategy,
-        ))
-        .await;
-    env.wait_until(name, "Healthy at the first revision", |z| {
-        healthy(z, generation)
-    })
-    .await;
+    env.create_healthy(name, replicas, strategy).await;
     let updated = env
         .roll(
             name,

@@ -50,6 +50,8 @@ pub struct Context {
     pub expectations: Expectations,
     /// Per-rollout backoff of failures.
     pub backoff: Backoff,
+    /// Set once every watch cache has finished its initial list.
+    synced: tokio::sync::OnceCell<()>,
     /// Time source.
     pub clock: Arc<dyn Clock>,
     /// Metrics.
@@ -87,6 +89,7 @@ impl Context {
             slices,
             expectations: Expectations::default(),
             backoff: Backoff::default(),
+            synced: tokio::sync::OnceCell::new(),
             clock,
             metrics,
             recorder,
@@ -97,17 +100,23 @@ impl Context {
 
     /// Waits until every watch cache the reconcile reads has finished its initial list, so that
     /// no decision is made on a partial view (at start, and after taking over the leader Lease).
+    /// Any number of reconciles may wait at once: a store's `wait_until_ready` wakes only its
+    /// last poller, so one future waits on the stores for all of them.
     pub async fn caches_synced(&self) {
-        let (pods, revisions, slices) = futures::join!(
-            self.pods.wait_until_ready(),
-            self.revisions.wait_until_ready(),
-            self.slices.wait_until_ready()
-        );
-        if let Err(e) = pods.and(revisions).and(slices) {
-            // The reflector was dropped: the controller is shutting down.
-            tracing::warn!(error = %e, "a watch cache will never be ready");
-            std::future::pending::<()>().await;
-        }
+        self.synced
+            .get_or_init(|| async {
+                let (pods, revisions, slices) = futures::join!(
+                    self.pods.wait_until_ready(),
+                    self.revisions.wait_until_ready(),
+                    self.slices.wait_until_ready()
+                );
+                if let Err(e) = pods.and(revisions).and(slices) {
+                    // The reflector was dropped: the controller is shutting down.
+                    tracing::warn!(error = %e, "a watch cache will never be ready");
+                    std::future::pending::<()>().await;
+                }
+            })
+            .await;
     }
 
     /// The same context with another provider factory.

@@ -41,6 +41,56 @@ async fn nothing_is_created_before_the_pod_list_arrives() {
     h.api.expect_nothing().await;
 }
 
+#[tokio::test]
+async fn every_reconcile_waiting_for_the_pod_list_proceeds_when_it_arrives() {
+    // Three rollouts (and the readiness probe) wait at once: each must be woken.
+    let mut h = harness_before_pod_list(NOW);
+    let (zdr, pods) = running(&h);
+    let hash = hash_of(&zdr);
+    let template = serde_json::to_value(&zdr.spec.template).unwrap();
+    add(&mut h.revisions, revision(&hash, 1, &template));
+    let ready = {
+        let ctx = h.ctx.clone();
+        tokio::spawn(async move { ctx.caches_synced().await })
+    };
+    let tasks: Vec<_> = (0..3)
+        .map(|_| tokio::spawn(reconcile(Arc::new(zdr.clone()), h.ctx.clone())))
+        .collect();
+    h.api.expect_nothing().await;
+    synced(&mut h.pods, pods);
+    // Each reconcile publishes its RolloutCompleted event and its status; they interleave.
+    let (mut events, mut statuses) = (0, 0);
+    for _ in 0..6 {
+        let (req, send) = tokio::time::timeout(Duration::from_secs(5), h.api.0.next_request())
+            .await
+            .expect("a request from a woken reconcile")
+            .expect("service called");
+        let reply = if req.uri().path().ends_with("/events") {
+            events += 1;
+            event_reply()
+        } else {
+            assert_eq!(req.uri().to_string(), STATUS_PATH);
+            statuses += 1;
+            status_reply()
+        };
+        send.send_response(Response::new(Body::from(
+            serde_json::to_vec(&reply).unwrap(),
+        )));
+    }
+    assert_eq!((events, statuses), (3, 3));
+    for t in tasks {
+        tokio::time::timeout(Duration::from_secs(5), t)
+            .await
+            .expect("every waiting reconcile finishes")
+            .unwrap()
+            .unwrap();
+    }
+    tokio::time::timeout(Duration::from_secs(5), ready)
+        .await
+        .expect("the readiness waiter is woken too")
+        .unwrap();
+}
+
 fn forbidden_terminating() -> Value {
     json!({"kind": "Status", "apiVersion": "v1", "status": "Failure", "reason": "Forbidden", "code": 403,
            "message": "pods \"web-x\" is forbidden: unable to create new content in namespace ns because it is being terminated"})
