@@ -18,6 +18,7 @@ use serde_json::{Value, json};
 use tokio::time::{Instant, sleep_until};
 use zdr::crd::{Phase, ZeroDowntimeRollout};
 
+use crate::chaos::{Kills, Lcg};
 use crate::pods::{Bounds, PodSet};
 use crate::suite::{self, Cluster, RUN_LABEL};
 
@@ -178,13 +179,6 @@ pub struct TestEnv {
     /// The controller's kubeconfig, to start it again.
     controller_kubeconfig: Option<PathBuf>,
     timeout: Duration,
-}
-
-/// Kill the controller with SIGKILL and start it again at random moments, this far apart.
-#[derive(Clone, Copy, Debug)]
-pub struct Kills {
-    pub min: Duration,
-    pub max: Duration,
 }
 
 /// Connects, installs the CRD, creates the namespace and starts the controller; `None` (after
@@ -594,27 +588,5 @@ impl TestEnv {
                 self.ns
             );
         }
-    }
-}
-
-/// A small linear congruential generator for kill times (no dependency, seeded from the clock).
-struct Lcg(u64);
-
-impl Lcg {
-    fn seeded() -> Self {
-        let nanos = std::time::SystemTime::now()
-            .duration_since(std::time::UNIX_EPOCH)
-            .map_or(1, |d| d.as_nanos() as u64);
-        Self(nanos | 1)
-    }
-
-    /// A duration uniformly between `min` and `max`.
-    fn between(&mut self, min: Duration, max: Duration) -> Duration {
-        self.0 = self
-            .0
-            .wrapping_mul(6_364_136_223_846_793_005)
-            .wrapping_add(1_442_695_040_888_963_407);
-        let span = max.saturating_sub(min).as_millis().max(1) as u64;
-        min + Duration::from_millis((self.0 >> 33) % span)
     }
 }

@@ -14,6 +14,7 @@
 //! a real network: `-- --skip traffic_` leaves them out on the simulated kubelet.
 
 mod analysis;
+mod chaos;
 mod cluster;
 mod deadline;
 mod examples;

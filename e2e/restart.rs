@@ -13,8 +13,9 @@ use kube::api::PostParams;
 use serde_json::json;
 use zdr::crd::PodReplacementPolicy;
 
+use crate::chaos::Kills;
 use crate::cluster::{
-    Kills, NETEXEC, app_container, containers_patch, healthy, image_v1, image_v2, setup,
+    NETEXEC, app_container, containers_patch, healthy, image_v1, image_v2, setup,
 };
 use crate::pods::Bounds;
 

@@ -6,7 +6,7 @@ use crate::controller::reconcile::error_policy;
 
 /// A rollout of 3 replicas at `web:2` whose 3 pods exist and serve (created by a previous
 /// controller process).
-fn running(h: &Harness) -> (ZeroDowntimeRollout, Vec<Pod>) {
+fn running() -> (ZeroDowntimeRollout, Vec<Pod>) {
     let zdr = rollout(
         json!({}),
         json!({"replicas": 3, "updatedReplicas": 3, "availableReplicas": 3, "readyReplicas": 3}),
@@ -15,14 +15,13 @@ fn running(h: &Harness) -> (ZeroDowntimeRollout, Vec<Pod>) {
     let pods = (0..3)
         .map(|i| owned_pod(&format!("web-{i}"), &hash, true, Some("True"), json!({})))
         .collect();
-    let _ = h;
     (zdr, pods)
 }
 
 #[tokio::test]
 async fn nothing_is_created_before_the_pod_list_arrives() {
     let mut h = harness_before_pod_list(NOW);
-    let (zdr, pods) = running(&h);
+    let (zdr, pods) = running();
     let hash = hash_of(&zdr);
     let template = serde_json::to_value(&zdr.spec.template).unwrap();
     add(&mut h.revisions, revision(&hash, 1, &template));
@@ -45,7 +44,7 @@ async fn nothing_is_created_before_the_pod_list_arrives() {
 async fn every_reconcile_waiting_for_the_pod_list_proceeds_when_it_arrives() {
     // Three rollouts (and the readiness probe) wait at once: each must be woken.
     let mut h = harness_before_pod_list(NOW);
-    let (zdr, pods) = running(&h);
+    let (zdr, pods) = running();
     let hash = hash_of(&zdr);
     let template = serde_json::to_value(&zdr.spec.template).unwrap();
     add(&mut h.revisions, revision(&hash, 1, &template));
