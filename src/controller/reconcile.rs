@@ -112,7 +112,7 @@ async fn reconcile_one(zdr: &ZeroDowntimeRollout, ctx: &Context) -> Result<Actio
     let ns = zdr
         .namespace()
         .ok_or_else(|| Error::MissingField(name.clone(), "metadata.namespace"))?;
-    let key = format!("{ns}/{name}");
+    let key = key_of(zdr);
     if zdr.meta().deletion_timestamp.is_some() {
         // Owner references hand the pods and revisions to the garbage collector.
         ctx.expectations.forget(&key);

@@ -162,7 +162,7 @@ pub async fn run(args: Args) -> Result<(), StartError> {
     let (revisions, rev_stream) = cached::<ControllerRevision>(&client, ns);
     let (slices, slice_stream) = cached::<EndpointSlice>(&client, ns);
 
-    let ctx: Arc<Context> = Arc::new(Context::new(
+    let ctx = Arc::new(Context::new(
         client.clone(),
         pods.clone(),
         revisions,

@@ -4,14 +4,16 @@
 use super::*;
 use crate::controller::reconcile::error_policy;
 
-/// A rollout of 3 replicas at `web:2` whose 3 pods exist and serve (created by a previous
-/// controller process).
-fn running() -> (ZeroDowntimeRollout, Vec<Pod>) {
+/// A rollout of 3 replicas at `web:2` whose ControllerRevision is cached and whose 3 pods exist
+/// and serve (created by a previous controller process; the pods are for the pod list to bring).
+fn running(h: &mut Harness) -> (ZeroDowntimeRollout, Vec<Pod>) {
     let zdr = rollout(
         json!({}),
         json!({"replicas": 3, "updatedReplicas": 3, "availableReplicas": 3, "readyReplicas": 3}),
     );
     let hash = hash_of(&zdr);
+    let template = serde_json::to_value(&zdr.spec.template).unwrap();
+    add(&mut h.revisions, revision(&hash, 1, &template));
     let pods = (0..3)
         .map(|i| owned_pod(&format!("web-{i}"), &hash, true, Some("True"), json!({})))
         .collect();
@@ -21,10 +23,7 @@ fn running() -> (ZeroDowntimeRollout, Vec<Pod>) {
 #[tokio::test]
 async fn nothing_is_created_before_the_pod_list_arrives() {
     let mut h = harness_before_pod_list(NOW);
-    let (zdr, pods) = running();
-    let hash = hash_of(&zdr);
-    let template = serde_json::to_value(&zdr.spec.template).unwrap();
-    add(&mut h.revisions, revision(&hash, 1, &template));
+    let (zdr, pods) = running(&mut h);
     let task = tokio::spawn(reconcile(Arc::new(zdr), h.ctx.clone()));
     // With an empty pod cache the planner would create 3 pods: it must not run yet.
     h.api.expect_nothing().await;
@@ -44,10 +43,7 @@ async fn nothing_is_created_before_the_pod_list_arrives() {
 async fn every_reconcile_waiting_for_the_pod_list_proceeds_when_it_arrives() {
     // Three rollouts (and the readiness probe) wait at once: each must be woken.
     let mut h = harness_before_pod_list(NOW);
-    let (zdr, pods) = running();
-    let hash = hash_of(&zdr);
-    let template = serde_json::to_value(&zdr.spec.template).unwrap();
-    add(&mut h.revisions, revision(&hash, 1, &template));
+    let (zdr, pods) = running(&mut h);
     let ready = {
         let ctx = h.ctx.clone();
         tokio::spawn(async move { ctx.caches_synced().await })
