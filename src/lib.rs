@@ -4,7 +4,11 @@
 //! The tree mirrors the architecture:
 //! - [`analysis`]: SLO analysis against Prometheus (conditions, run state machine, burn rates).
 //! - [`crd`]: the `ZeroDowntimeRollout` API types (the contract users see).
-//! - [`planner`]: the pure rollout planner (observed pods + spec + time -> actions).
+//! - [`planner`]: the pure rollout planner (observed pods + spec + time -> actions), one module
+//!   per strategy.
+//! - [`validate`]: what the controller and `kubectl zdr validate` check beyond the CRD's rules.
+//! - [`revision`]: template hashes and ControllerRevisions.
+//! - [`traffic`]: traffic routers (Gateway API, Istio) and the canary's Services.
 //! - [`controller`]: the reconcile pipeline around it, and everything that talks to the API server.
 //! - [`plugin`]: `kubectl zdr`.
 //! - [`agent`]: the in-pod agent, `zdr-agent` (socket-holding sidecar, launchers, hot swap).
@@ -18,4 +22,7 @@ pub mod crd;
 pub mod observe;
 pub mod planner;
 pub mod plugin;
+pub mod revision;
 pub mod telemetry;
+pub mod traffic;
+pub mod validate;

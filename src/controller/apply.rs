@@ -13,8 +13,8 @@ use super::context::{Context, FIELD_MANAGER};
 use super::error::{Error, Result};
 use super::pods::{self, DRAINED_AT_ANNOTATION};
 use super::reconcile::event;
-use super::revisions;
 use crate::crd::{READINESS_GATE, REVISION_LABEL, ZeroDowntimeRollout, ZeroDowntimeRolloutStatus};
+use crate::revision as revisions;
 
 /// Writes for one rollout.
 pub struct Writer<'a> {

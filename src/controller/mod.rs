@@ -18,10 +18,8 @@ pub mod leader;
 pub mod metrics;
 pub mod pods;
 pub mod reconcile;
-pub mod revisions;
 pub mod run;
 pub mod status;
-pub mod validate;
 
 pub use context::{Context, FIELD_MANAGER, Settings};
 pub use error::Error;

@@ -19,14 +19,14 @@ use super::apply::Writer;
 use super::context::Context;
 use super::error::{Error, Result};
 use super::pods::{self, RetireStep};
-use super::revisions;
 use super::status::{self, Outcome};
-use super::validate::{self, Valid};
 use crate::analysis::Verdict;
 use crate::crd::{
     ABORT_ANNOTATION, REVISION_LABEL, ZeroDowntimeRollout, ZeroDowntimeRolloutStatus,
 };
 use crate::planner::{self, Params, Progress};
+use crate::revision as revisions;
+use crate::validate::{self, Valid};
 
 /// Entry point for `kube::runtime::Controller`. Nothing is decided before every watch cache has
 /// finished its initial list.

@@ -31,6 +31,15 @@ pub const RESUME_ANALYSIS_ANNOTATION: &str = "zdr.dev/resume-analysis";
 /// back to the stable revision (`kubectl zdr abort` does it).
 pub const ABORT_ANNOTATION: &str = "zdr.dev/abort";
 
+/// Annotation on a rollout: `<revision>/<step>` advances the canary of that revision past that
+/// step (a pause, an analysis gate, or a step still waiting); `<revision>/full` skips every
+/// remaining step and its analysis (`kubectl zdr promote [--full]` sets it).
+pub const PROMOTE_ANNOTATION: &str = "zdr.dev/promote";
+
+/// Annotation on a rollout: a new value restarts an aborted update from its first step
+/// (`kubectl zdr retry` sets it, and removes `zdr.dev/abort` and `zdr.dev/promote`).
+pub const RETRY_ANNOTATION: &str = "zdr.dev/retry";
+
 /// The CRD as YAML, exactly as committed under `crds/`.
 pub fn crd_yaml() -> String {
     let crd = ZeroDowntimeRollout::crd();

@@ -317,12 +317,18 @@ fn default_max_unavailable() -> IntOrString {
 #[derive(KubeSchema, Serialize, Deserialize, Clone, Debug, PartialEq)]
 #[x_kube(validation = Rule::new(NOT_BOTH_ZERO).message(NOT_BOTH_ZERO_MSG))]
 #[x_kube(validation = Rule::new("size(self.steps) > 0").message("strategy.canary needs at least one step").field_path(".steps"))]
+#[x_kube(validation = Rule::new("has(self.trafficRouting) || self.steps.all(s, !has(s.setHeaderRoute))").message("setHeaderRoute needs strategy.canary.trafficRouting: without a router, requests cannot be routed by header").field_path(".steps"))]
+#[x_kube(validation = Rule::new("self.stableService != self.canaryService").message("stableService and canaryService must be two different Services").field_path(".canaryService"))]
 #[serde(rename_all = "camelCase")]
 pub struct CanaryStrategy {
-    /// Service whose selector the controller points at the stable revision.
+    /// Service whose selector the controller points at the stable revision (it adds the
+    /// `zdr.dev/revision` label to the Service's selector). Must exist in the rollout's namespace.
+    #[schemars(length(min = 1, max = 63))]
     pub stable_service: String,
 
-    /// Service whose selector the controller points at the canary revision.
+    /// Service whose selector the controller points at the canary revision, once canary pods
+    /// are ready (until then, at the stable revision). Must exist in the rollout's namespace.
+    #[schemars(length(min = 1, max = 63))]
     pub canary_service: String,
 
     /// How traffic is split between the stable and canary Services.
@@ -348,8 +354,9 @@ pub struct CanaryStrategy {
     pub pod_replacement_policy: PodReplacementPolicy,
 }
 
-/// Where the traffic split is applied.
-#[derive(JsonSchema, Serialize, Deserialize, Clone, Debug, PartialEq)]
+/// Where the traffic split is applied. Set exactly one of `gatewayAPI` and `istio`.
+#[derive(KubeSchema, Serialize, Deserialize, Clone, Debug, PartialEq)]
+#[x_kube(validation = Rule::new("(has(self.gatewayAPI) ? 1 : 0) + (has(self.istio) ? 1 : 0) == 1").message("trafficRouting sets exactly one of gatewayAPI, istio"))]
 #[serde(rename_all = "camelCase")]
 pub struct TrafficRouting {
     /// Split traffic with a Gateway API HTTPRoute whose backendRefs name the two Services.
@@ -359,19 +366,52 @@ pub struct TrafficRouting {
         skip_serializing_if = "Option::is_none"
     )]
     pub gateway_api: Option<GatewayApiRouting>,
+
+    /// Split traffic with an Istio VirtualService whose routes name the two Services.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub istio: Option<IstioRouting>,
 }
 
-/// A Gateway API HTTPRoute managed by the rollout.
+/// A Gateway API HTTPRoute (gateway.networking.k8s.io/v1) changed by the rollout. The controller
+/// changes only the weights of the backendRefs that name the stable and canary Services, and
+/// the rules it adds for header routes (named `zdr-<route name>`); everything else stays as
+/// written.
 #[derive(JsonSchema, Serialize, Deserialize, Clone, Debug, PartialEq)]
 #[serde(rename_all = "camelCase")]
 pub struct GatewayApiRouting {
     /// Name of the HTTPRoute, in the rollout's namespace.
+    #[schemars(length(min = 1, max = 253))]
     pub http_route: String,
+}
+
+/// An Istio VirtualService (networking.istio.io/v1) changed by the rollout: the weights of the
+/// destinations that name the stable and canary Services in the listed routes, and the routes
+/// it adds for header routes (named `zdr-<route name>`).
+#[derive(JsonSchema, Serialize, Deserialize, Clone, Debug, PartialEq)]
+#[serde(rename_all = "camelCase")]
+pub struct IstioRouting {
+    /// The VirtualService and which of its HTTP routes carry the split.
+    pub virtual_service: IstioVirtualService,
+}
+
+/// A VirtualService in the rollout's namespace.
+#[derive(JsonSchema, Serialize, Deserialize, Clone, Debug, PartialEq)]
+#[serde(rename_all = "camelCase")]
+pub struct IstioVirtualService {
+    /// Name of the VirtualService.
+    #[schemars(length(min = 1, max = 253))]
+    pub name: String,
+
+    /// Names of its `http` routes whose destinations are weighted. Empty: every route whose
+    /// destinations name both Services.
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    #[schemars(length(max = 16), inner(length(min = 1, max = 253)))]
+    pub routes: Vec<String>,
 }
 
 /// One canary step. Exactly one of its fields is set.
 #[derive(KubeSchema, Serialize, Deserialize, Clone, Debug, PartialEq)]
-#[x_kube(validation = Rule::new("(has(self.setWeight) ? 1 : 0) + (has(self.setHeaderRoute) ? 1 : 0) + (has(self.analysis) ? 1 : 0) + (has(self.pause) ? 1 : 0) == 1").message("a canary step sets exactly one of setWeight, setHeaderRoute, analysis, pause"))]
+#[x_kube(validation = Rule::new("(has(self.setWeight) ? 1 : 0) + (has(self.setHeaderRoute) ? 1 : 0) + (has(self.analysis) ? 1 : 0) + (has(self.pause) ? 1 : 0) + (has(self.setCanaryScale) ? 1 : 0) == 1").message("a canary step sets exactly one of setWeight, setHeaderRoute, setCanaryScale, analysis, pause"))]
 #[serde(rename_all = "camelCase")]
 pub struct CanaryStep {
     /// Percent of traffic (0-100) sent to the canary; canary pods are scaled to match.
@@ -390,19 +430,50 @@ pub struct CanaryStep {
     /// Wait: for `duration`, or without one until `kubectl zdr promote`.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub pause: Option<PauseStep>,
+
+    /// Scale the canary independently of the weight: to a number of pods, a percentage of
+    /// replicas, or back to following the weight.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub set_canary_scale: Option<SetCanaryScale>,
 }
 
-/// A named header-based route to the canary.
+/// Canary pod count, independent of the weight. Exactly one field is set.
+#[derive(KubeSchema, Serialize, Deserialize, Clone, Debug, Default, PartialEq)]
+#[x_kube(validation = Rule::new("(has(self.replicas) ? 1 : 0) + (has(self.percent) ? 1 : 0) + (has(self.matchTrafficWeight) && self.matchTrafficWeight ? 1 : 0) == 1").message("setCanaryScale sets exactly one of replicas, percent, matchTrafficWeight: true"))]
+#[serde(rename_all = "camelCase")]
+pub struct SetCanaryScale {
+    /// This many canary pods (at most `spec.replicas`).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    #[schemars(range(min = 0))]
+    pub replicas: Option<i32>,
+
+    /// This percentage of `spec.replicas`, rounded up.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    #[schemars(range(min = 0, max = 100))]
+    pub percent: Option<i32>,
+
+    /// True: the canary's pod count follows the weight again (the default behaviour).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub match_traffic_weight: Option<bool>,
+}
+
+/// A named header-based route to the canary. Several routes with different names may be active
+/// at once; a later step with the same name and no `match` removes it, and promotion or abort
+/// removes them all.
 #[derive(JsonSchema, Serialize, Deserialize, Clone, Debug, PartialEq)]
 #[serde(rename_all = "camelCase")]
 pub struct HeaderRoute {
-    /// Name of the route rule (used in the HTTPRoute).
-    #[schemars(length(min = 1, max = 63))]
+    /// Name of the route; the router's rule is named `zdr-<name>`.
+    #[schemars(
+        length(min = 1, max = 48),
+        regex(pattern = r"^[a-z0-9]([-a-z0-9]*[a-z0-9])?$")
+    )]
     pub name: String,
 
-    /// All of these must match for a request to go to the canary.
-    #[serde(rename = "match")]
-    #[schemars(length(min = 1, max = 16))]
+    /// All of these must match for a request to go to the canary. Empty or absent: remove the
+    /// route of this name.
+    #[serde(rename = "match", default, skip_serializing_if = "Vec::is_empty")]
+    #[schemars(length(max = 16))]
     pub matches: Vec<HeaderMatch>,
 }
 
@@ -411,7 +482,10 @@ pub struct HeaderRoute {
 #[serde(rename_all = "camelCase")]
 pub struct HeaderMatch {
     /// Header name, e.g. `X-Canary`.
-    #[schemars(length(min = 1, max = 256))]
+    #[schemars(
+        length(min = 1, max = 256),
+        regex(pattern = r"^[A-Za-z0-9!#$%&'*+\-.^_\x60|~]+$")
+    )]
     pub header_name: String,
     /// How the header's value must match.
     pub header_value: StringMatch,

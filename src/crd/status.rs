@@ -82,9 +82,27 @@ pub struct ZeroDowntimeRolloutStatus {
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub current_step_index: Option<i32>,
 
-    /// Percent of traffic sent to the canary.
+    /// Percent of traffic sent to the canary, as last applied to the router (or, without a
+    /// router, approximated by the canary's share of available pods).
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub canary_weight: Option<i32>,
+
+    /// When the current canary step started: pause durations and analysis gates count from here.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub step_started_at: Option<Time>,
+
+    /// Header routes to the canary that are applied to the router now, by name.
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    #[schemars(length(max = 64), inner(length(max = 48)))]
+    pub header_routes: Vec<String>,
+
+    /// Revision each of the canary's Services selects now: `stable` and `canary`.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub services: Option<ServiceSelection>,
+
+    /// Last value of the `zdr.dev/retry` annotation acted on.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub retry_token: Option<String>,
 
     /// Label selector of the pods, as a string, for the scale subresource and HPA.
     #[serde(default, skip_serializing_if = "Option::is_none")]
@@ -110,6 +128,18 @@ pub struct ZeroDowntimeRolloutStatus {
     pub conditions: Vec<Condition>,
 }
 
+/// The revisions the stable and canary Services select, as last written by the controller.
+#[derive(JsonSchema, Serialize, Deserialize, Clone, Debug, Default, PartialEq, Eq)]
+#[serde(rename_all = "camelCase")]
+pub struct ServiceSelection {
+    /// Revision hash in the stable Service's selector.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub stable: Option<String>,
+    /// Revision hash in the canary Service's selector.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub canary: Option<String>,
+}
+
 /// Condition types the controller sets.
 pub mod condition {
     /// At least `replicas - maxUnavailable` pods are available.
@@ -126,4 +156,73 @@ pub mod condition {
 
 fn is_zero(n: &i32) -> bool {
     *n == 0
+}
+
+/// Why an update was aborted: the `Aborted` condition's reason and the Event's.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum AbortReason {
+    /// `kubectl zdr abort` (the `zdr.dev/abort` annotation).
+    User,
+    /// A metric of the analysis failed.
+    AnalysisFailed,
+    /// A container of the new revision is crash-looping.
+    CrashLooping,
+    /// No progress within progressDeadlineSeconds, with progressDeadlineAbort.
+    ProgressDeadline,
+}
+
+impl AbortReason {
+    /// Every reason, for parsing.
+    pub const ALL: [AbortReason; 4] = [
+        AbortReason::User,
+        AbortReason::AnalysisFailed,
+        AbortReason::CrashLooping,
+        AbortReason::ProgressDeadline,
+    ];
+
+    /// The condition reason.
+    pub fn as_str(self) -> &'static str {
+        match self {
+            AbortReason::User => "AbortedByUser",
+            AbortReason::AnalysisFailed => "AnalysisFailed",
+            AbortReason::CrashLooping => "CanaryCrashLooping",
+            AbortReason::ProgressDeadline => "ProgressDeadlineExceeded",
+        }
+    }
+
+    /// The Event reason (a deadline's abort is announced as `RolloutAborted`, since the
+    /// `ProgressDeadlineExceeded` Event already tells of the deadline).
+    pub fn event_reason(self) -> &'static str {
+        match self {
+            AbortReason::ProgressDeadline => "RolloutAborted",
+            r => r.as_str(),
+        }
+    }
+
+    /// The reason a condition names, if it is one of these.
+    pub fn parse(s: &str) -> Option<Self> {
+        Self::ALL.into_iter().find(|r| r.as_str() == s)
+    }
+}
+
+/// Why progress is held: the `Paused` condition's reason.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum HoldReason {
+    /// An analysis measurement was inconclusive: a person resumes.
+    AnalysisInconclusive,
+    /// A canary pause step with a duration.
+    CanaryPauseStep,
+    /// A canary pause step without a duration: `kubectl zdr promote`.
+    AwaitingPromotion,
+}
+
+impl HoldReason {
+    /// The condition reason.
+    pub fn as_str(self) -> &'static str {
+        match self {
+            HoldReason::AnalysisInconclusive => "AnalysisInconclusive",
+            HoldReason::CanaryPauseStep => "CanaryPauseStep",
+            HoldReason::AwaitingPromotion => "AwaitingPromotion",
+        }
+    }
 }

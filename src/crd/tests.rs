@@ -110,8 +110,11 @@ fn a_valid_spec_passes_every_rule() {
         &["strategy", "canary"],
         json!({
             "stableService": "web-stable", "canaryService": "web-canary",
+            "trafficRouting": {"gatewayAPI": {"httpRoute": "web"}},
             "steps": [{"setWeight": 10}, {"pause": {"duration": "2m"}},
-                      {"setHeaderRoute": {"name": "beta", "match": [{"headerName": "X-Canary", "headerValue": {"exact": "always"}}]}}],
+                      {"setHeaderRoute": {"name": "beta", "match": [{"headerName": "X-Canary", "headerValue": {"exact": "always"}}]}},
+                      {"setHeaderRoute": {"name": "beta"}},
+                      {"setCanaryScale": {"replicas": 2}}, {"setCanaryScale": {"matchTrafficWeight": true}}],
             "maxSurge": "100%", "maxUnavailable": 0
         }),
     );
@@ -208,6 +211,51 @@ fn canary_needs_steps_and_single_action_steps() {
         json!({}),
     );
     rejected(s, "at most one of strategy.rolling and strategy.canary");
+}
+
+#[test]
+fn canary_routing_rules() {
+    let canary = |extra: serde_json::Value| {
+        let mut c =
+            json!({"stableService": "s", "canaryService": "c", "steps": [{"setWeight": 5}]});
+        for (k, v) in extra.as_object().unwrap() {
+            c[k] = v.clone();
+        }
+        with(base(), &["strategy", "canary"], c)
+    };
+    let header = json!([{"setHeaderRoute": {"name": "beta", "match": [{"headerName": "X-Canary", "headerValue": {"exact": "1"}}]}}]);
+    rejected(
+        canary(json!({"steps": header})),
+        "setHeaderRoute needs strategy.canary.trafficRouting",
+    );
+    validate_cel(&rollout(canary(json!({"steps": header, "trafficRouting": {"istio": {"virtualService": {"name": "vs", "routes": ["primary"]}}}}))))
+        .expect("a header route with Istio is valid");
+    rejected(
+        canary(json!({"trafficRouting": {}})),
+        "exactly one of gatewayAPI, istio",
+    );
+    rejected(
+        canary(
+            json!({"trafficRouting": {"gatewayAPI": {"httpRoute": "r"}, "istio": {"virtualService": {"name": "vs"}}}}),
+        ),
+        "exactly one of gatewayAPI, istio",
+    );
+    rejected(
+        canary(json!({"canaryService": "s"})),
+        "two different Services",
+    );
+    rejected(
+        canary(json!({"steps": [{"setCanaryScale": {}}]})),
+        "exactly one of replicas, percent",
+    );
+    rejected(
+        canary(json!({"steps": [{"setCanaryScale": {"replicas": 1, "percent": 10}}]})),
+        "exactly one of replicas, percent",
+    );
+    rejected(
+        canary(json!({"steps": [{"setCanaryScale": {"replicas": 1}, "setWeight": 3}]})),
+        "exactly one of setWeight",
+    );
 }
 
 #[test]

@@ -2,10 +2,12 @@
 //! (pods) and the time to the next actions and the counts status reports. No Kubernetes types,
 //! no I/O: the controller, `kubectl zdr plan` and the property tests all call the same code.
 
+pub mod canary;
 mod model;
 mod quantity;
 mod rolling;
 mod simulate;
+pub mod split;
 mod summary;
 
 pub use model::*;

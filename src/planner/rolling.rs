@@ -18,21 +18,7 @@ use super::model::{Action, Counts, Params, Plan, PodPhase, PodView, RemoveReason
 /// - removal order: unscheduled, then not available, then old revisions, then newest first.
 pub fn plan(params: &Params, pods: &[PodView], now: Timestamp) -> Plan {
     let counts = count(params, pods, now);
-    let mut actions = Vec::new();
-
-    // Pods that finished never serve again: remove them (they are not available, so this never
-    // costs availability; they keep counting against maxSurge until they are gone).
-    for p in pods {
-        if !p.terminating
-            && !p.retiring
-            && matches!(p.phase, PodPhase::Succeeded | PodPhase::Failed)
-        {
-            actions.push(Action::Remove {
-                pod: p.name.clone(),
-                reason: RemoveReason::Finished,
-            });
-        }
-    }
+    let mut actions = remove_finished(pods);
 
     let alive: Vec<&PodView> = pods.iter().filter(|p| p.is_alive()).collect();
     let room = (params.max_pods() - counts.total).max(0);
@@ -118,6 +104,22 @@ pub fn plan(params: &Params, pods: &[PodView], now: Timestamp) -> Plan {
     }
 }
 
+/// Pods that finished never serve again: remove them (they are not available, so this never
+/// costs availability; they keep counting against maxSurge until they are gone).
+pub(super) fn remove_finished(pods: &[PodView]) -> Vec<Action> {
+    pods.iter()
+        .filter(|p| {
+            !p.terminating
+                && !p.retiring
+                && matches!(p.phase, PodPhase::Succeeded | PodPhase::Failed)
+        })
+        .map(|p| Action::Remove {
+            pod: p.name.clone(),
+            reason: RemoveReason::Finished,
+        })
+        .collect()
+}
+
 /// Counts of one observation.
 pub(super) fn count(params: &Params, pods: &[PodView], now: Timestamp) -> Counts {
     let mut c = Counts {
@@ -151,7 +153,7 @@ fn paused_revision(params: &Params, alive: &[&PodView]) -> String {
 
 /// Sort key for removal: unscheduled first, then not available, then old revisions, then
 /// newest first (the name breaks ties so the order is total and stable).
-fn removal_key(
+pub(super) fn removal_key(
     params: &Params,
     p: &PodView,
     now: Timestamp,
@@ -166,7 +168,11 @@ fn removal_key(
 }
 
 /// Time until the next Ready pod reaches minReadySeconds.
-fn next_availability(params: &Params, alive: &[&PodView], now: Timestamp) -> Option<Duration> {
+pub(super) fn next_availability(
+    params: &Params,
+    alive: &[&PodView],
+    now: Timestamp,
+) -> Option<Duration> {
     alive
         .iter()
         .filter_map(|p| p.ready_since)

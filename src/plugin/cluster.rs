@@ -234,7 +234,7 @@ pub async fn undo(client: Client, ns: &str, name: &str, to: Option<i64>) -> Resu
     let revs = owned_revisions(client, ns, &z)
         .await
         .map_err(|e| e.to_string())?;
-    let current = crate::controller::revisions::template_hash(&z.spec.template);
+    let current = crate::revision::template_hash(&z.spec.template);
     let pairs: Vec<(i64, String)> = revs
         .iter()
         .filter_map(|r| Some((r.revision, r.labels().get(REVISION_LABEL)?.clone())))
@@ -244,7 +244,7 @@ pub async fn undo(client: Client, ns: &str, name: &str, to: Option<i64>) -> Resu
         .iter()
         .find(|r| r.labels().get(REVISION_LABEL) == Some(&target))
         .ok_or("revision vanished")?;
-    z.spec.template = crate::controller::revisions::template_of(rev)
+    z.spec.template = crate::revision::template_of(rev)
         .ok_or_else(|| format!("revision {target} holds no pod template"))?;
     let pp = kube::api::PostParams {
         field_manager: Some(PLUGIN_FIELD_MANAGER.into()),
@@ -287,7 +287,7 @@ pub async fn history(client: Client, ns: &str, name: &str) -> Result<(), kube::E
     let owned = owned_revisions(client, ns, &z).await?;
     println!("{:<9} {:<12} IMAGES", "REVISION", "HASH");
     for r in owned {
-        let images = crate::controller::revisions::template_of(&r)
+        let images = crate::revision::template_of(&r)
             .and_then(|t| t.spec)
             .map(|s| {
                 s.containers

@@ -6,9 +6,9 @@ use std::fmt::Write as _;
 
 use k8s_openapi::apimachinery::pkg::util::intstr::IntOrString;
 
-use crate::controller::validate::validate;
 use crate::crd::ZeroDowntimeRollout;
 use crate::planner::{self, Params};
+use crate::validate::validate;
 
 /// Why a plan cannot be made.
 #[derive(Debug, thiserror::Error)]

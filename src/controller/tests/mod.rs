@@ -22,8 +22,8 @@ use super::clock::FixedClock;
 use super::context::{Context, Settings};
 use super::metrics::Metrics;
 use super::reconcile::reconcile;
-use super::revisions::template_hash;
 use crate::crd::ZeroDowntimeRollout;
+use crate::revision::template_hash;
 
 const NOW: &str = "2026-06-01T12:00:00Z";
 
