@@ -3,7 +3,8 @@
 
 use kube::core::{Selector, SelectorExt};
 
-use crate::crd::ZeroDowntimeRolloutSpec;
+use crate::crd::{CanaryStep, CanaryStrategy, ZeroDowntimeRolloutSpec};
+use crate::planner::canary::{CanaryScale, Step};
 use crate::planner::resolve_surge_unavailable;
 
 /// A spec the controller can act on.
@@ -17,8 +18,19 @@ pub struct Valid {
     pub max_unavailable: i32,
     /// Which pods count against maxSurge.
     pub replacement: crate::crd::PodReplacementPolicy,
+    /// The canary's steps and router, when the strategy is a canary.
+    pub canary: Option<Canary>,
     /// Parts of the spec that are accepted but only partly honoured, for a visible condition.
     pub notices: Vec<Notice>,
+}
+
+/// A canary the controller can act on.
+#[derive(Clone, Debug, PartialEq)]
+pub struct Canary {
+    /// The steps, in order.
+    pub steps: Vec<Step>,
+    /// Whether a router (Gateway API, Istio) carries the weights.
+    pub routed: bool,
 }
 
 /// A visible note about a spec field the controller does not fully act on yet.
@@ -77,22 +89,31 @@ pub fn validate(spec: &ZeroDowntimeRolloutSpec) -> Result<Valid, Invalid> {
             "spec.selector does not match spec.template.metadata.labels",
         ));
     }
-    if spec.strategy.canary.is_some() {
-        // Fail closed: a canary promoted without its traffic steps would not be a canary.
-        return Err(invalid(
-            "CanaryNotSupported",
-            "strategy.canary is not implemented by this controller version; nothing is rolled out",
-        ));
-    }
     if let Some(analysis) = &spec.analysis {
         // Fail closed: a condition that does not parse would never be evaluated to true, but
         // the rollout must not start with checks that cannot work.
         crate::analysis::validate(analysis)
             .map_err(|e| invalid("InvalidAnalysis", format!("spec.analysis: {e}")))?;
     }
+    let canary = match &spec.strategy.canary {
+        Some(c) => Some(canary(c, spec.analysis.is_some())?),
+        None => None,
+    };
     let rolling = spec.strategy.rolling.clone().unwrap_or_default();
+    let (surge, unavailable, replacement) = match &spec.strategy.canary {
+        Some(c) => (
+            c.max_surge.clone(),
+            c.max_unavailable.clone(),
+            c.pod_replacement_policy,
+        ),
+        None => (
+            rolling.max_surge,
+            rolling.max_unavailable,
+            rolling.pod_replacement_policy,
+        ),
+    };
     let (max_surge, max_unavailable) =
-        resolve_surge_unavailable(&rolling.max_surge, &rolling.max_unavailable, spec.replicas)
+        resolve_surge_unavailable(&surge, &unavailable, spec.replicas)
             .map_err(|e| invalid("InvalidStrategy", e.to_string()))?;
     let mut notices = Vec::new();
     if let Some(hs) = &spec.strategy.hot_swap {
@@ -109,7 +130,101 @@ pub fn validate(spec: &ZeroDowntimeRolloutSpec) -> Result<Valid, Invalid> {
         selector,
         max_surge,
         max_unavailable,
-        replacement: rolling.pod_replacement_policy,
+        replacement,
+        canary,
         notices,
     })
+}
+
+/// The canary's steps as the planner reads them.
+fn canary(c: &CanaryStrategy, has_analysis: bool) -> Result<Canary, Invalid> {
+    if c.steps.is_empty() {
+        return Err(invalid(
+            "InvalidStrategy",
+            "strategy.canary.steps: at least one step is needed",
+        ));
+    }
+    if c.stable_service == c.canary_service {
+        return Err(invalid(
+            "InvalidStrategy",
+            "strategy.canary: stableService and canaryService must be two different Services",
+        ));
+    }
+    let routed = c.traffic_routing.is_some();
+    let steps = c
+        .steps
+        .iter()
+        .enumerate()
+        .map(|(i, s)| step(i, s, routed, has_analysis))
+        .collect::<Result<Vec<_>, _>>()?;
+    Ok(Canary { steps, routed })
+}
+
+fn step(i: usize, s: &CanaryStep, routed: bool, has_analysis: bool) -> Result<Step, Invalid> {
+    let at = |what: &str| format!("strategy.canary.steps[{i}]: {what}");
+    let set = [
+        s.set_weight.is_some(),
+        s.set_header_route.is_some(),
+        s.set_canary_scale.is_some(),
+        s.analysis.is_some(),
+        s.pause.is_some(),
+    ];
+    if set.iter().filter(|b| **b).count() != 1 {
+        return Err(invalid(
+            "InvalidStrategy",
+            at("set exactly one of setWeight, setHeaderRoute, setCanaryScale, analysis, pause"),
+        ));
+    }
+    if let Some(w) = s.set_weight {
+        if !(0..=100).contains(&w) {
+            return Err(invalid("InvalidStrategy", at("setWeight must be 0 to 100")));
+        }
+        return Ok(Step::Weight(w));
+    }
+    if let Some(route) = &s.set_header_route {
+        if !routed {
+            return Err(invalid(
+                "HeaderRouteWithoutRouter",
+                at(
+                    "setHeaderRoute needs strategy.canary.trafficRouting: without a router, requests cannot be routed by header",
+                ),
+            ));
+        }
+        return Ok(Step::HeaderRoute(route.clone()));
+    }
+    if let Some(scale) = &s.set_canary_scale {
+        return match (scale.replicas, scale.percent, scale.match_traffic_weight) {
+            (Some(n), None, None | Some(false)) if n >= 0 => {
+                Ok(Step::Scale(CanaryScale::Replicas(n)))
+            }
+            (None, Some(p), None | Some(false)) if (0..=100).contains(&p) => {
+                Ok(Step::Scale(CanaryScale::Percent(p)))
+            }
+            (None, None, Some(true)) => Ok(Step::Scale(CanaryScale::FollowWeight)),
+            _ => Err(invalid(
+                "InvalidStrategy",
+                at(
+                    "setCanaryScale sets exactly one of replicas (>= 0), percent (0-100), matchTrafficWeight: true",
+                ),
+            )),
+        };
+    }
+    if s.analysis.is_some() {
+        if !has_analysis {
+            return Err(invalid(
+                "InvalidStrategy",
+                at("an analysis step needs spec.analysis (the metrics it checks)"),
+            ));
+        }
+        return Ok(Step::Analysis);
+    }
+    let pause = s.pause.as_ref().and_then(|p| p.duration);
+    match pause {
+        Some(d) if d.is_negative() => Err(invalid(
+            "InvalidStrategy",
+            at("pause.duration must not be negative"),
+        )),
+        Some(d) => Ok(Step::Pause(Some(std::time::Duration::from(d)))),
+        None => Ok(Step::Pause(None)),
+    }
 }

@@ -131,7 +131,13 @@ async fn reconcile_one(zdr: &ZeroDowntimeRollout, ctx: &Context) -> Result<Actio
     let writer = Writer::new(ctx, zdr, &ns);
 
     // Validate (pure).
-    let valid = match validate::validate(&zdr.spec) {
+    let valid = match validate::validate(&zdr.spec).and_then(|v| match v.canary {
+        Some(_) => Err(validate::Invalid {
+            reason: "CanaryNotSupported",
+            message: "strategy.canary is not implemented by this controller version; nothing is rolled out".into(),
+        }),
+        None => Ok(v),
+    }) {
         Ok(v) => v,
         Err(invalid) => {
             let status = status::invalid(&prev, invalid.reason, &invalid.message, generation, now);
