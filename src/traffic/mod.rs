@@ -6,6 +6,20 @@
 use std::future::Future;
 use std::pin::Pin;
 
+pub mod fake;
+pub mod gateway;
+pub mod istio;
+mod object;
+pub mod router;
+#[cfg(test)]
+mod schema_check;
+pub mod services;
+#[cfg(test)]
+mod testing;
+
+pub use router::{GatewayRouter, IstioRouter, router_for};
+pub use services::select_revision;
+
 use crate::crd::HeaderRoute;
 
 /// What the router should send where.
