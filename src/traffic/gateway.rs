@@ -5,14 +5,14 @@
 //! written.
 //!
 //! Gateway API has no prefix match for header values: a `prefix` header match becomes a
-//! `RegularExpression` match on `^` and the prefix with its RE2 metacharacters escaped
-//! (RegularExpression header matching is "implementation-specific" support in Gateway API).
+//! `RegularExpression` match on `^` and the prefix escaped for RE2 ([`escape_re2`];
+//! RegularExpression header matching is "implementation-specific" support in Gateway API).
+//! Values are held to the experimental channel's header value pattern, the stricter of the
+//! two channels ([`valid_header_value`]), so that one object suits both.
 
 use serde_json::{Map, Value, json};
 
-use super::object::{
-    Subject, ZDR_PREFIX, header_routes, is_zdr, percent, single, store_if_changed,
-};
+use super::object::{Split, Subject, ZDR_PREFIX, header_routes, is_zdr, percent, store_if_changed};
 use super::{RouterError, TrafficTarget};
 use crate::crd::{HeaderMatch, HeaderRoute};
 
@@ -35,10 +35,12 @@ pub const MAX_VALUE_LEN: usize = 4096;
 /// Weighted rules are those whose backendRefs name both Services (`kind` absent or `Service`,
 /// `group` absent or empty, `namespace` absent or `ns`); only the two weights change in them.
 /// Each header route becomes a rule named `zdr-<name>`, inserted before the first weighted rule
-/// (rules are ordered by name): its matches are those of the first weighted rule (or one empty
-/// match) with the route's header matches added, its only backendRef that rule's canary
-/// backendRef with weight 1 (the CRD default, written out so that a read-back compares equal),
-/// and it carries that rule's `filters` and `timeouts`. Every other `zdr-` rule is removed.
+/// in name order (Gateway API picks among matching rules by specificity, not position, so the
+/// place only keeps the output readable and deterministic). Its matches are those of the first
+/// weighted rule (or one empty match) with the route's header matches added; its only
+/// backendRef is that rule's canary backendRef with weight 1 (the CRD default, written out so
+/// that a read-back compares equal; the split's weight, possibly 0, must not apply here); it
+/// carries that rule's `filters` and `timeouts`. Every other `zdr-` rule is removed.
 pub fn apply_httproute(
     route: &mut Value,
     ns: &str,
@@ -55,7 +57,12 @@ pub fn apply_httproute(
             subject.label()
         ))
     };
-    let backends = Backends { ns, stable, canary };
+    let split = Split {
+        ns,
+        stable,
+        canary,
+        names: names_backend,
+    };
     let mut edited = route.clone();
     let rules = subject
         .spec_list_mut(&mut edited, "rules")?
@@ -67,7 +74,8 @@ pub fn apply_httproute(
         if is_zdr(rule) {
             continue;
         }
-        if let Some(backend) = set_weights(&subject, rule, i, &backends, weight)? {
+        let field = format!("spec.rules[{i}]");
+        if let Some(backend) = split.set_weights(&subject, rule, &field, "backendRefs", weight)? {
             first.get_or_insert((i, kept, backend));
         }
         kept += 1;
@@ -84,47 +92,14 @@ pub fn apply_httproute(
     Ok(store_if_changed(route, edited))
 }
 
-/// The two Services, as backendRefs name them.
-struct Backends<'a> {
-    ns: &'a str,
-    stable: &'a str,
-    canary: &'a str,
-}
-
-impl Backends<'_> {
-    /// Whether backendRef `r` names Service `service` in the route's namespace.
-    fn names(&self, r: &Value, service: &str) -> bool {
-        let is = |key: &str, want: &str| r.get(key).is_none_or(|v| v == want);
-        r.get("name").and_then(Value::as_str) == Some(service)
-            && is("kind", "Service")
-            && is("group", "")
-            && is("namespace", self.ns)
-    }
-}
-
-/// Sets the weights in rule `i` when its backendRefs name both Services; returns the canary
-/// backendRef then.
-fn set_weights(
-    subject: &Subject<'_>,
-    rule: &mut Value,
-    i: usize,
-    b: &Backends<'_>,
-    weight: i32,
-) -> Result<Option<Value>, RouterError> {
-    let field = format!("spec.rules[{i}]");
-    let rule = subject.object_mut(rule, &field)?;
-    let field = format!("{field}.backendRefs");
-    let Some(refs) = subject.list_mut(rule, "backendRefs", &field)? else {
-        return Ok(None);
-    };
-    let s = single(subject, refs, &field, b.stable, |r| b.names(r, b.stable))?;
-    let c = single(subject, refs, &field, b.canary, |r| b.names(r, b.canary))?;
-    let (Some(s), Some(c)) = (s, c) else {
-        return Ok(None);
-    };
-    refs[s]["weight"] = json!(100 - weight);
-    refs[c]["weight"] = json!(weight);
-    Ok(Some(refs[c].clone()))
+/// Whether backendRef `r` names Service `service` of namespace `ns` (`kind` absent or
+/// `Service`, `group` absent or empty, `namespace` absent or `ns`).
+fn names_backend(r: &Value, service: &str, ns: &str) -> bool {
+    let is = |key: &str, want: &str| r.get(key).is_none_or(|v| v == want);
+    r.get("name").and_then(Value::as_str) == Some(service)
+        && is("kind", "Service")
+        && is("group", "")
+        && is("namespace", ns)
 }
 
 /// What the header rules copy from the first weighted rule.

@@ -393,7 +393,7 @@ fn limits_of_the_crd_are_errors() {
 }
 
 proptest! {
-    #![proptest_config(ProptestConfig { cases: 48, ..ProptestConfig::default() })]
+    #![proptest_config(ProptestConfig { cases: 32, ..ProptestConfig::default() })]
 
     /// Any sequence of targets: weights set, zdr rules as asked (sorted, before the weighted
     /// rule), the user's part unchanged, every result valid, a repeat writes nothing, and a

@@ -6,9 +6,7 @@
 
 use serde_json::{Map, Value, json};
 
-use super::object::{
-    Subject, ZDR_PREFIX, header_routes, is_zdr, percent, single, store_if_changed,
-};
+use super::object::{Split, Subject, ZDR_PREFIX, header_routes, is_zdr, percent, store_if_changed};
 use super::{RouterError, TrafficTarget};
 use crate::crd::{HeaderMatch, HeaderRoute};
 
@@ -47,7 +45,12 @@ pub fn apply_virtualservice(
             subject.label()
         ))
     };
-    let hosts = Hosts { ns, stable, canary };
+    let split = Split {
+        ns,
+        stable,
+        canary,
+        names: names_host,
+    };
     let mut edited = vs.clone();
     let http = subject
         .spec_list_mut(&mut edited, "http")?
@@ -66,7 +69,8 @@ pub fn apply_virtualservice(
         if !routes.is_empty() && !listed {
             continue;
         }
-        let destination = set_weights(&subject, entry, i, &hosts, weight)?;
+        let field = format!("spec.http[{i}]");
+        let destination = split.set_weights(&subject, entry, &field, "route", weight)?;
         match (destination, listed) {
             (Some(d), _) => {
                 first.get_or_insert((i, d));
@@ -97,53 +101,20 @@ pub fn apply_virtualservice(
     Ok(store_if_changed(vs, edited))
 }
 
-/// The two Services, as destination hosts name them.
-struct Hosts<'a> {
-    ns: &'a str,
-    stable: &'a str,
-    canary: &'a str,
-}
-
-impl Hosts<'_> {
-    /// Whether route destination `d` (an element of `route[]`) names Service `service`.
-    fn names(&self, d: &Value, service: &str) -> bool {
-        let Some(host) = d.pointer("/destination/host").and_then(Value::as_str) else {
-            return false;
-        };
-        let Some(rest) = host.strip_prefix(service) else {
-            return false;
-        };
-        let ns = self.ns;
-        rest.is_empty()
-            || rest == format!(".{ns}")
-            || rest == format!(".{ns}.svc")
-            || rest == format!(".{ns}.svc.cluster.local")
-    }
-}
-
-/// Sets the weights in http route `i` when its destinations name both Services; returns the
-/// canary destination then.
-fn set_weights(
-    subject: &Subject<'_>,
-    entry: &mut Value,
-    i: usize,
-    h: &Hosts<'_>,
-    weight: i32,
-) -> Result<Option<Value>, RouterError> {
-    let field = format!("spec.http[{i}]");
-    let entry = subject.object_mut(entry, &field)?;
-    let field = format!("{field}.route");
-    let Some(dests) = subject.list_mut(entry, "route", &field)? else {
-        return Ok(None);
+/// Whether route destination `d` (an element of `route[]`) names Service `service` of
+/// namespace `ns`: its host is `service`, `service.ns`, `service.ns.svc` or
+/// `service.ns.svc.cluster.local`.
+fn names_host(d: &Value, service: &str, ns: &str) -> bool {
+    let Some(host) = d.pointer("/destination/host").and_then(Value::as_str) else {
+        return false;
     };
-    let s = single(subject, dests, &field, h.stable, |d| h.names(d, h.stable))?;
-    let c = single(subject, dests, &field, h.canary, |d| h.names(d, h.canary))?;
-    let (Some(s), Some(c)) = (s, c) else {
-        return Ok(None);
+    let Some(rest) = host.strip_prefix(service) else {
+        return false;
     };
-    dests[s]["weight"] = json!(100 - weight);
-    dests[c]["weight"] = json!(weight);
-    Ok(Some(dests[c].clone()))
+    rest.is_empty()
+        || rest == format!(".{ns}")
+        || rest == format!(".{ns}.svc")
+        || rest == format!(".{ns}.svc.cluster.local")
 }
 
 /// What the header routes copy from the first weighted route.

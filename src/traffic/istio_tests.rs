@@ -132,11 +132,6 @@ fn listed_routes_alone_are_weighted() {
 
 #[test]
 fn a_host_names_a_service_in_four_forms_only() {
-    let hosts = Hosts {
-        ns: "ns",
-        stable: STABLE,
-        canary: CANARY,
-    };
     let d = |host: &str| json!({"destination": {"host": host}});
     for host in [
         "web-stable",
@@ -144,7 +139,7 @@ fn a_host_names_a_service_in_four_forms_only() {
         "web-stable.ns.svc",
         "web-stable.ns.svc.cluster.local",
     ] {
-        assert!(hosts.names(&d(host), STABLE), "{host}");
+        assert!(names_host(&d(host), STABLE, "ns"), "{host}");
     }
     for host in [
         "web-stable.other",
@@ -153,9 +148,9 @@ fn a_host_names_a_service_in_four_forms_only() {
         "web",
         "web-stable.ns.cluster.local",
     ] {
-        assert!(!hosts.names(&d(host), STABLE), "{host}");
+        assert!(!names_host(&d(host), STABLE, "ns"), "{host}");
     }
-    assert!(!hosts.names(&json!({"destination": {}}), STABLE));
+    assert!(!names_host(&json!({"destination": {}}), STABLE, "ns"));
 }
 
 #[test]

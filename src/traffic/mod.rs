@@ -2,6 +2,11 @@
 //! Istio VirtualService) and the stable and canary Services' selectors. The controller decides
 //! the [`TrafficTarget`]; a [`TrafficRouter`] makes the router object say it, touching nothing
 //! else the user wrote.
+//!
+//! - [`gateway`], [`istio`]: pure functions that edit the router object's JSON.
+//! - [`router`]: [`GatewayRouter`] and [`IstioRouter`] (read-modify-write on the API server) and
+//!   [`router_for`]; [`services`]: [`select_revision`] for the two Services.
+//! - [`fake`]: [`fake::Recorder`], a router for controller tests.
 
 use std::future::Future;
 use std::pin::Pin;
@@ -17,6 +22,7 @@ pub mod services;
 #[cfg(test)]
 mod testing;
 
+pub use object::ZDR_PREFIX;
 pub use router::{GatewayRouter, IstioRouter, router_for};
 pub use services::select_revision;
 

@@ -1,7 +1,7 @@
 //! What the router builders share: naming the object in errors, typed access to its JSON that
 //! turns a wrong shape into [`RouterError::Unusable`], and the header routes a target asks for.
 
-use serde_json::{Map, Value};
+use serde_json::{Map, Value, json};
 
 use super::{RouterError, TrafficTarget};
 use crate::crd::HeaderRoute;
@@ -176,7 +176,7 @@ pub(crate) fn header_routes(target: &TrafficTarget) -> Result<Vec<&HeaderRoute>,
 
 /// Index of the single entry of `list` that `names` accepts: `None` when no entry does, an
 /// error when several do (zdr sets one weight per Service) or an entry is not an object.
-pub(crate) fn single(
+fn single(
     subject: &Subject<'_>,
     list: &[Value],
     field: &str,
@@ -195,6 +195,51 @@ pub(crate) fn single(
         )));
     }
     Ok(first)
+}
+
+/// The two Services of a split, and how an entry of the router's lists (a backendRef, a route
+/// destination) names a Service.
+pub(crate) struct Split<'a> {
+    /// The router object's namespace.
+    pub ns: &'a str,
+    /// The stable Service.
+    pub stable: &'a str,
+    /// The canary Service.
+    pub canary: &'a str,
+    /// Whether `entry` names Service `service` of namespace `ns`: `(entry, service, ns)`.
+    pub names: fn(&Value, &str, &str) -> bool,
+}
+
+impl Split<'_> {
+    /// In `entry` (at `field`, e.g. `spec.rules[2]`): when its list `key` names both Services,
+    /// sets their weights (`100 - weight` and `weight`) and returns the canary's entry.
+    pub(crate) fn set_weights(
+        &self,
+        subject: &Subject<'_>,
+        entry: &mut Value,
+        field: &str,
+        key: &str,
+        weight: i32,
+    ) -> Result<Option<Value>, RouterError> {
+        let entry = subject.object_mut(entry, field)?;
+        let field = format!("{field}.{key}");
+        let Some(list) = subject.list_mut(entry, key, &field)? else {
+            return Ok(None);
+        };
+        let (names, ns) = (self.names, self.ns);
+        let s = single(subject, list, &field, self.stable, |v| {
+            names(v, self.stable, ns)
+        })?;
+        let c = single(subject, list, &field, self.canary, |v| {
+            names(v, self.canary, ns)
+        })?;
+        let (Some(s), Some(c)) = (s, c) else {
+            return Ok(None);
+        };
+        list[s]["weight"] = json!(100 - weight);
+        list[c]["weight"] = json!(weight);
+        Ok(Some(list[c].clone()))
+    }
 }
 
 /// Stores `edited` in `object` when it differs; whether it did.
