@@ -174,7 +174,7 @@ pub fn apply_resume(
     false
 }
 
-/// One reconcile's analysis of the update revision of `zdr`.
+/// One reconcile's analysis of the update revision of `zdr`; `restart` forgets the recorded run.
 pub async fn step(
     zdr: &ZeroDowntimeRollout,
     spec: &AnalysisSpec,
@@ -182,13 +182,14 @@ pub async fn step(
     factory: &dyn ProviderFactory,
     vars: &Vars,
     now: Timestamp,
+    restart: bool,
 ) -> Step {
     let token = zdr.annotations().get(RESUME_ANALYSIS_ANNOTATION).cloned();
     let prev = zdr
         .status
         .as_ref()
         .and_then(|s| s.analysis.clone())
-        .filter(|a| a.revision == vars.revision);
+        .filter(|a| a.revision == vars.revision && !restart);
     let mut prev = prev;
     if let Some(a) = prev.as_mut() {
         apply_resume(spec, a, token.as_deref(), zdr.spec.paused, now);

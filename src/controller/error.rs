@@ -18,6 +18,10 @@ pub enum Error {
     /// A ControllerRevision with the expected name holds a different template.
     #[error("ControllerRevision {0} exists with a different template (hash collision)")]
     RevisionCollision(String),
+
+    /// The canary's router or Services could not be written.
+    #[error("traffic: {0}")]
+    Traffic(#[from] crate::traffic::RouterError),
 }
 
 impl Error {
@@ -36,6 +40,7 @@ impl Error {
             Error::Serde(_) => "serialization",
             Error::MissingField(..) => "missing_field",
             Error::RevisionCollision(_) => "revision_collision",
+            Error::Traffic(_) => "traffic",
         }
     }
 }

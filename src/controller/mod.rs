@@ -12,6 +12,7 @@ pub mod apply;
 pub mod backoff;
 pub mod clock;
 pub mod context;
+pub mod decide;
 pub mod error;
 pub mod expectations;
 pub mod leader;
@@ -20,6 +21,7 @@ pub mod pods;
 pub mod reconcile;
 pub mod run;
 pub mod status;
+pub mod traffic;
 
 pub use context::{Context, FIELD_MANAGER, Settings};
 pub use error::Error;

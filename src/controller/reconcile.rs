@@ -1,6 +1,7 @@
-//! The reconcile pipeline of one rollout: fetch (from the watch caches) -> validate -> plan
-//! (pure) -> apply (API writes) -> update status. Errors requeue with backoff; an invalid spec
-//! waits for the next change.
+//! The reconcile pipeline of one rollout: validate -> fetch (from the watch caches) -> measure
+//! (the analysis I/O) -> decide (pure, `decide.rs`) -> execute (traffic before pods, then pods,
+//! pruning) -> status. Errors requeue with per-rollout backoff; an invalid spec waits for the
+//! next change.
 
 use std::collections::{BTreeMap, BTreeSet};
 use std::sync::Arc;
@@ -17,14 +18,12 @@ use kube::{Resource, ResourceExt};
 use super::analysis;
 use super::apply::Writer;
 use super::context::Context;
+use super::decide::{self, AnalysisRun, Measurements, Note, Severity, Snapshot};
 use super::error::{Error, Result};
 use super::pods::{self, RetireStep};
-use super::status::{self, Outcome};
-use crate::analysis::Verdict;
-use crate::crd::{
-    ABORT_ANNOTATION, REVISION_LABEL, ZeroDowntimeRollout, ZeroDowntimeRolloutStatus,
-};
-use crate::planner::{self, Params, Progress};
+use super::status;
+use crate::crd::{REVISION_LABEL, ZeroDowntimeRollout, ZeroDowntimeRolloutStatus};
+use crate::planner;
 use crate::revision as revisions;
 use crate::validate::{self, Valid};
 
@@ -126,34 +125,13 @@ async fn reconcile_one(zdr: &ZeroDowntimeRollout, ctx: &Context) -> Result<Actio
         return Ok(Action::await_change());
     }
     let now = ctx.clock.now();
-    let generation = zdr.meta().generation;
     let prev = zdr.status.clone().unwrap_or_default();
     let writer = Writer::new(ctx, zdr, &ns);
 
     // Validate (pure).
-    let valid = match validate::validate(&zdr.spec).and_then(|v| match v.canary {
-        Some(_) => Err(validate::Invalid {
-            reason: "CanaryNotSupported",
-            message: "strategy.canary is not implemented by this controller version; nothing is rolled out".into(),
-        }),
-        None => Ok(v),
-    }) {
+    let valid = match validate::validate(&zdr.spec) {
         Ok(v) => v,
-        Err(invalid) => {
-            let status = status::invalid(&prev, invalid.reason, &invalid.message, generation, now);
-            if zdr.status.as_ref() != Some(&status) {
-                writer
-                    .event(
-                        EventType::Warning,
-                        invalid.reason,
-                        &invalid.message,
-                        "Validate",
-                    )
-                    .await;
-                writer.status(&status).await?;
-            }
-            return Ok(Action::await_change());
-        }
+        Err(invalid) => return report_invalid(&writer, zdr, &prev, &invalid, now).await,
     };
 
     // Fetch from the caches; wait while our own writes are not visible yet.
@@ -166,29 +144,145 @@ async fn reconcile_one(zdr: &ZeroDowntimeRollout, ctx: &Context) -> Result<Actio
     if !ctx.expectations.satisfied(&key, visible) {
         return Ok(Action::requeue(Duration::from_secs(2)));
     }
-
-    // Revisions: the update revision is recorded (renumbered on rollback).
     let update_hash = revisions::template_hash(&zdr.spec.template);
     let revs: Vec<&ControllerRevision> = obs.revisions.iter().map(AsRef::as_ref).collect();
     writer
         .ensure_revision(&revs, &update_hash, &zdr.spec.template)
         .await?;
-
-    // Adopt matching orphans.
     for orphan in &obs.orphans {
         writer.adopt(orphan).await?;
     }
-
-    // Decide the target: the update revision, or the stable one after an abort.
-    let stable = prev.stable_revision.clone();
-    let mut aborted: Option<(String, String)> = match (&prev.aborted_revision, &stable) {
-        (Some(rev), Some(st)) if *rev == update_hash && *st != update_hash => Some((
-            rev.clone(),
-            abort_reason(&prev).unwrap_or_else(|| "Aborted".into()),
-        )),
+    let views: Vec<_> = obs
+        .owned
+        .iter()
+        .map(|p| pods::pod_view(p, &obs.slices))
+        .collect();
+    // A canary decides from what the router and Services carry now.
+    let traffic = match (&zdr.spec.strategy.canary, &prev.stable_revision) {
+        (Some(canary), Some(_)) => Some(super::traffic::read(ctx, &ns, canary).await?),
         _ => None,
     };
-    let mut templates: BTreeMap<String, PodTemplateSpec> = revs
+    let snapshot = Snapshot {
+        name: &name,
+        spec: &zdr.spec,
+        annotations: zdr.annotations(),
+        status: &prev,
+        generation: zdr.meta().generation,
+        valid: &valid,
+        update: &update_hash,
+        pods: &views,
+        crash: analysis::crash_looping(&obs.owned, &update_hash),
+        traffic,
+    };
+
+    // Analysis I/O, then the decision (pure).
+    let measured = measure(zdr, ctx, &snapshot, &ns, now).await;
+    let analysis_wake = measured.analysis.as_ref().and_then(|a| a.wake);
+    let decision = decide::decide(&snapshot, &measured, now);
+
+    // Execute: events, traffic before pods, pods, pruning, status.
+    if let Some(reason) = decision.abort {
+        ctx.metrics.abort(reason.as_str());
+    }
+    for note in decision.events.iter().filter(|n| n.action == "Abort") {
+        emit(&writer, note).await;
+    }
+    if let (Some(traffic), Some(canary)) = (&decision.traffic, &zdr.spec.strategy.canary) {
+        super::traffic::write(ctx, &ns, canary, traffic).await?;
+    }
+    let mut wake: Vec<Duration> = decision.wake.into_iter().chain(analysis_wake).collect();
+    let templates = templates(&revs, &update_hash, &zdr.spec.template);
+    wake.extend(execute(&writer, ctx, &key, &obs, &decision.plan, &templates, now).await?);
+    let mut keep: BTreeSet<String> = views.iter().filter_map(|v| v.revision.clone()).collect();
+    keep.insert(update_hash.clone());
+    keep.extend(decision.stable_after.clone());
+    for old in revisions::to_prune(
+        &revs,
+        zdr.spec.revision_history_limit.max(0) as usize,
+        &keep,
+    ) {
+        writer.delete_revision(&old).await?;
+    }
+    if zdr.status.as_ref() != Some(&decision.status) {
+        for note in decision.events.iter().filter(|n| n.action != "Abort") {
+            emit(&writer, note).await;
+        }
+        writer.status(&decision.status).await?;
+    }
+    Ok(match wake.into_iter().min() {
+        Some(d) => Action::requeue(d.max(Duration::from_millis(100))),
+        None => Action::await_change(),
+    })
+}
+
+/// Status and an Event for a spec the controller cannot act on; waits for the next change.
+async fn report_invalid(
+    writer: &Writer<'_>,
+    zdr: &ZeroDowntimeRollout,
+    prev: &ZeroDowntimeRolloutStatus,
+    invalid: &validate::Invalid,
+    now: jiff::Timestamp,
+) -> Result<Action> {
+    let generation = zdr.meta().generation;
+    let status = status::invalid(prev, invalid.reason, &invalid.message, generation, now);
+    if zdr.status.as_ref() != Some(&status) {
+        writer
+            .event(
+                EventType::Warning,
+                invalid.reason,
+                &invalid.message,
+                "Validate",
+            )
+            .await;
+        writer.status(&status).await?;
+    }
+    Ok(Action::await_change())
+}
+
+/// The background analysis of the update revision, when the snapshot calls for it.
+async fn measure(
+    zdr: &ZeroDowntimeRollout,
+    ctx: &Context,
+    s: &Snapshot<'_>,
+    ns: &str,
+    now: jiff::Timestamp,
+) -> Measurements {
+    let run = decide::analysis_run(s);
+    let (Some(spec), false) = (&zdr.spec.analysis, run == AnalysisRun::Skip) else {
+        return Measurements::default();
+    };
+    let vars = crate::analysis::Vars {
+        revision: s.update.to_string(),
+        stable_revision: s.status.stable_revision.clone().unwrap_or_default(),
+        namespace: ns.to_string(),
+        name: s.name.to_string(),
+    };
+    let restart = run == AnalysisRun::Restart;
+    let step = analysis::step(
+        zdr,
+        spec,
+        &ctx.client,
+        ctx.providers.as_ref(),
+        &vars,
+        now,
+        restart,
+    )
+    .await;
+    for phase in &step.taken {
+        ctx.metrics.measurement(phase.as_str());
+    }
+    Measurements {
+        analysis: Some(step),
+    }
+}
+
+/// The template of every known revision, the update's included.
+fn templates(
+    revs: &[&ControllerRevision],
+    update: &str,
+    template: &PodTemplateSpec,
+) -> BTreeMap<String, PodTemplateSpec> {
+    let mut out: BTreeMap<String, PodTemplateSpec> = revs
         .iter()
         .filter_map(|r| {
             Some((
@@ -197,233 +291,19 @@ async fn reconcile_one(zdr: &ZeroDowntimeRollout, ctx: &Context) -> Result<Actio
             ))
         })
         .collect();
-    templates.insert(update_hash.clone(), zdr.spec.template.clone());
+    out.insert(update.to_string(), template.clone());
+    out
+}
 
-    let views: Vec<_> = obs
-        .owned
-        .iter()
-        .map(|p| pods::pod_view(p, &obs.slices))
-        .collect();
-    let deadline = Duration::from_secs(zdr.spec.progress_deadline_seconds.max(1) as u64);
-    let progress = Progress {
-        revision: prev.update_revision.clone(),
-        counts: planner::Counts {
-            replicas: prev.replicas,
-            updated: prev.updated_replicas,
-            ready: prev.ready_replicas,
-            available: prev.available_replicas,
-            updated_available: prev.updated_replicas.min(prev.available_replicas),
-            ..planner::Counts::default()
-        },
-        last_progress: prev.last_progress_time.as_ref().map(|t| t.0),
+/// Emits one decided Event.
+async fn emit(writer: &Writer<'_>, note: &Note) {
+    let type_ = match note.severity {
+        Severity::Normal => EventType::Normal,
+        Severity::Warning => EventType::Warning,
     };
-    // Background analysis of the update revision while it rolls out over a stable one.
-    let mut wake: Vec<Duration> = Vec::new();
-    let mut abort: Option<(&'static str, String)> = None;
-    let mut held: Option<(String, String)> = None;
-    let mut analysis_status = prev
-        .analysis
-        .clone()
-        .filter(|_| zdr.spec.analysis.is_some());
-    let abortable = stable.as_deref().filter(|st| *st != update_hash);
-    if let (Some(st), None) = (abortable, &aborted)
-        && zdr.annotations().get(ABORT_ANNOTATION) == Some(&update_hash)
-    {
-        abort = Some((
-            "AbortedByUser",
-            format!(
-                "annotation {ABORT_ANNOTATION} names revision {update_hash}: rolling back to {st}"
-            ),
-        ));
-    }
-    if let (Some(spec), Some(st), None, None) = (&zdr.spec.analysis, abortable, &aborted, &abort) {
-        if let Some(why) = analysis::crash_looping(&obs.owned, &update_hash) {
-            abort = Some(("CanaryCrashLooping", format!("{why}: rolling back to {st}")));
-        } else {
-            let vars = crate::analysis::Vars {
-                revision: update_hash.clone(),
-                stable_revision: st.to_string(),
-                namespace: ns.clone(),
-                name: name.clone(),
-            };
-            let step =
-                analysis::step(zdr, spec, &ctx.client, ctx.providers.as_ref(), &vars, now).await;
-            wake.extend(step.wake);
-            for phase in &step.taken {
-                ctx.metrics.measurement(phase.as_str());
-            }
-            match step.verdict {
-                Verdict::Failed => {
-                    abort = Some((
-                        "AnalysisFailed",
-                        format!(
-                            "{}: rolling back to {st}",
-                            analysis::failure_note(&step.status)
-                        ),
-                    ))
-                }
-                Verdict::Inconclusive => {
-                    held = Some((
-                        "AnalysisInconclusive".to_string(),
-                        format!(
-                            "{}; resume: kubectl zdr resume {name} (or set spec.paused true, then false), or apply a new template",
-                            step.status.message.clone().unwrap_or_default()
-                        ),
-                    ))
-                }
-                Verdict::Running | Verdict::Successful => {}
-            }
-            analysis_status = Some(step.status);
-        }
-    }
-
-    let params = |target: &str| Params {
-        replicas: zdr.spec.replicas,
-        max_surge: valid.max_surge,
-        max_unavailable: valid.max_unavailable,
-        min_ready: Duration::from_secs(zdr.spec.min_ready_seconds.max(0) as u64),
-        target_revision: target.to_string(),
-        stable_revision: stable.clone(),
-        paused: zdr.spec.paused || held.is_some(),
-        replacement: valid.replacement,
-    };
-    let mut prm = params(
-        aborted
-            .as_ref()
-            .and(stable.as_deref())
-            .unwrap_or(&update_hash),
-    );
-    let mut plan = planner::plan(&prm, &views, now);
-    let mut summary = planner::summarize(
-        &prm,
-        &plan,
-        &progress,
-        deadline,
-        aborted.as_ref().map(|(_, r)| r.as_str()),
-        now,
-    );
-
-    // A progress deadline aborts when asked to, if there is a stable revision to go back to.
-    if let (true, Some(st), None) = (
-        summary.deadline_exceeded && zdr.spec.progress_deadline_abort && aborted.is_none(),
-        abortable,
-        &abort,
-    ) {
-        abort = Some((
-            "ProgressDeadlineExceeded",
-            format!(
-                "no progress for {}s: rolling back to {st}",
-                deadline.as_secs()
-            ),
-        ));
-    }
-    // Abort (deadline, failed analysis, crash-looping canary): target the stable revision,
-    // through the same drain-before-delete waves.
-    if let (Some((reason, note)), Some(st), None) = (&abort, abortable, &aborted) {
-        aborted = Some((update_hash.clone(), (*reason).to_string()));
-        prm = params(st);
-        plan = planner::plan(&prm, &views, now);
-        summary = planner::summarize(&prm, &plan, &progress, deadline, Some(reason), now);
-        let event_reason = match *reason {
-            "ProgressDeadlineExceeded" => "RolloutAborted",
-            r => r,
-        };
-        ctx.metrics.abort(reason);
-        writer
-            .event(EventType::Warning, event_reason, note, "Abort")
-            .await;
-    }
-    if let (Some((_, message)), None) = (&held, &aborted) {
-        summary.message = format!("{}; {message}", summary.message);
-    }
-    // With an analysis, the update becomes stable only once it was measured good: a fast
-    // rollout is not declared Healthy before its first successful measurements.
-    let mut complete = plan.complete;
-    if let (true, None, Some(spec), Some(a)) = (
-        plan.complete,
-        &aborted,
-        &zdr.spec.analysis,
-        analysis_status.as_ref().filter(|_| abortable.is_some()),
-    ) && let Some(waiting) = analysis::waiting(spec, a)
-    {
-        complete = false;
-        if held.is_none() {
-            summary.phase = crate::crd::Phase::Progressing;
-        }
-        summary.message = format!(
-            "{}/{} updated, {} available; revision {update_hash} becomes stable once {waiting}",
-            plan.counts.updated, zdr.spec.replicas, plan.counts.available
-        );
-    }
-
-    // Apply: serving gates for new pods, creations, removals and the retiring pods' drain.
-    wake.extend(plan.requeue_after);
-    wake.extend(summary.deadline_in);
-    wake.extend(execute(&writer, ctx, &key, &obs, &plan, &templates, now).await?);
-
-    // Stable revision: the update revision once it completed (not after an abort).
-    let stable_after = if complete && aborted.is_none() {
-        Some(update_hash.clone())
-    } else {
-        stable.clone()
-    };
-
-    // Prune revisions beyond the history limit, never one in use.
-    let mut keep: BTreeSet<String> = views.iter().filter_map(|v| v.revision.clone()).collect();
-    keep.insert(update_hash.clone());
-    keep.extend(stable_after.clone());
-    for old in revisions::to_prune(
-        &revs,
-        zdr.spec.revision_history_limit.max(0) as usize,
-        &keep,
-    ) {
-        writer.delete_revision(&old).await?;
-    }
-
-    // Status.
-    let held = held.filter(|_| aborted.is_none());
-    let analysis = analysis_status.map(|mut a| {
-        if stable_after.as_deref() == Some(a.revision.as_str())
-            && a.phase == crate::crd::AnalysisPhase::Running
-        {
-            a.phase = crate::crd::AnalysisPhase::Successful;
-            a.message = Some("the rollout completed while the analysis passed".into());
-        }
-        a
-    });
-    let status = status::build(
-        &prev,
-        Outcome {
-            counts: plan.counts,
-            summary: &summary,
-            complete,
-            replicas: zdr.spec.replicas,
-            min_available: prm.min_available(),
-            update_revision: &update_hash,
-            stable_revision: stable_after,
-            aborted,
-            paused: zdr.spec.paused,
-            selector: valid.selector.to_string(),
-            extra: valid
-                .notices
-                .iter()
-                .map(|n| status::Cond::new(n.type_, "False", n.reason, n.message.clone()))
-                .collect(),
-            held,
-            analysis,
-        },
-        generation,
-        now,
-    );
-    if zdr.status.as_ref() != Some(&status) {
-        announce(&writer, &prev, &status).await;
-        writer.status(&status).await?;
-    }
-
-    Ok(match wake.into_iter().min() {
-        Some(d) => Action::requeue(d.max(Duration::from_millis(100))),
-        None => Action::await_change(),
-    })
+    writer
+        .event(type_, note.reason, &note.message, note.action)
+        .await;
 }
 
 /// Writes the planner's pod actions: serving gates for new pods, creations in slow-start
@@ -525,49 +405,6 @@ where
         .collect()
         .await;
     results.into_iter().collect()
-}
-
-fn abort_reason(prev: &ZeroDowntimeRolloutStatus) -> Option<String> {
-    prev.conditions
-        .iter()
-        .find(|c| c.type_ == crate::crd::condition::ABORTED && c.status == "True")
-        .map(|c| c.reason.clone())
-}
-
-/// Events for phase transitions people care about.
-async fn announce(
-    writer: &Writer<'_>,
-    prev: &ZeroDowntimeRolloutStatus,
-    next: &ZeroDowntimeRolloutStatus,
-) {
-    use crate::crd::Phase;
-    if prev.phase == next.phase {
-        return;
-    }
-    let msg = next.message.clone().unwrap_or_default();
-    match next.phase {
-        Some(Phase::Healthy) => {
-            writer
-                .event(EventType::Normal, "RolloutCompleted", &msg, "Rollout")
-                .await
-        }
-        Some(Phase::Degraded) => {
-            writer
-                .event(
-                    EventType::Warning,
-                    "ProgressDeadlineExceeded",
-                    &msg,
-                    "Rollout",
-                )
-                .await
-        }
-        Some(Phase::Paused) => {
-            writer
-                .event(EventType::Normal, "RolloutPaused", &msg, "Rollout")
-                .await
-        }
-        _ => {}
-    }
 }
 
 /// An event about the rollout itself.

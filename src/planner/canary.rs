@@ -78,16 +78,39 @@ pub fn ceil_percent(replicas: i32, percent: i32) -> i32 {
     ((r * p + 99) / 100) as i32
 }
 
-/// Canary pods the setting asks for: by the scale rule, at least one while a header route is
-/// active, at most replicas.
+/// Canary pods the setting asks for: by the scale rule, at least one while the canary gets
+/// traffic (a weight or a header route), at most replicas.
 pub fn canary_pods(replicas: i32, s: &Setting) -> i32 {
     let n = match s.scale {
         CanaryScale::FollowWeight => ceil_percent(replicas, s.weight),
         CanaryScale::Replicas(n) => n,
         CanaryScale::Percent(p) => ceil_percent(replicas, p),
     };
-    let n = if s.routes.is_empty() { n } else { n.max(1) };
+    // Traffic never goes to a canary without pods.
+    let n = if s.routes.is_empty() && s.weight == 0 {
+        n
+    } else {
+        n.max(1)
+    };
     n.clamp(0, replicas.max(0))
+}
+
+/// Canary pods to run for `s`: as the setting asks, but never more than fit within maxSurge
+/// beside the stable pods the setting's traffic needs (at least one, for the stable Service).
+pub fn canary_target(p: &CanaryParams, s: &Setting) -> i32 {
+    let r = p.pods.replicas;
+    let want = canary_pods(r, s);
+    let mut stable_keep = if p.routed {
+        stable_need(&p.pods, 100 - s.weight)
+    } else {
+        0
+    };
+    if r > p.pods.max_unavailable {
+        // The stable Service keeps a ready pod until promotion.
+        stable_keep = stable_keep.max(1);
+    }
+    want.min((p.pods.max_pods() - stable_keep).max(0))
+        .max(want.min(1))
 }
 
 /// Stable pods the setting asks for: with a router, enough for the stable share of traffic;
@@ -291,9 +314,8 @@ fn step_waiting(
     if sig.held {
         return Some(Waiting::Held);
     }
-    let replicas = p.pods.replicas;
     let setting = setting_at(&p.steps, i);
-    let needed = canary_pods(replicas, &setting);
+    let needed = canary_target(p, &setting);
     let pods_ready = sides.canary.available >= needed && sides.canary.alive == needed;
     let names: Vec<String> = setting.routes.iter().map(|r| r.name.clone()).collect();
     let traffic_done = if p.routed {
@@ -302,7 +324,8 @@ fn step_waiting(
             && (needed == 0
                 || st.applied.canary_selects.as_deref() == Some(p.pods.target_revision.as_str()))
     } else {
-        sides.stable.alive <= stable_pods(replicas, &setting, false)
+        let stable = p.pods.stable_revision.as_deref().unwrap_or_default();
+        sides.stable.alive <= targets(p, &st.applied, &setting, stable).stable
     };
     match &p.steps[i] {
         Step::Weight(_) | Step::HeaderRoute(_) | Step::Scale(_) if !pods_ready => {
@@ -342,13 +365,12 @@ fn forward_traffic(
     let selects_canary = applied.canary_selects.as_deref() == Some(canary);
     // The canary Service moves to the canary revision only when it has ready pods and,
     // if it selected another revision, once that revision no longer gets traffic.
-    let canary_selects = if selects_canary
-        || (sides.canary.ready > 0 && !(applied.canary_in_traffic() && !selects_canary))
-    {
-        canary
-    } else {
-        applied.canary_selects.as_deref().unwrap_or(stable)
-    };
+    let canary_selects =
+        if selects_canary || (sides.canary.ready > 0 && !applied.canary_in_traffic()) {
+            canary
+        } else {
+            applied.canary_selects.as_deref().unwrap_or(stable)
+        };
     let serving = canary_selects == canary && selects_canary;
     let (want, routes) = if serving {
         (setting.weight, setting.routes.clone())
@@ -375,7 +397,48 @@ fn forward_traffic(
 }
 
 /// Pods while the canary moves forward: the canary scaled to the setting, the stable side down
-/// to what its share of traffic needs (never below what the applied weight needs).
+/// Pods wanted of each revision while the canary moves forward.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+struct Targets {
+    canary: i32,
+    canary_floor: i32,
+    stable: i32,
+    stable_floor: i32,
+}
+
+/// The canary scaled to the setting; the stable side down to what its share of traffic needs,
+/// never below what the applied weight needs, keeping a ready pod while the stable Service
+/// selects it, and together with the canary keeping `replicas` pods within maxSurge.
+fn targets(p: &CanaryParams, applied: &Applied, setting: &Setting, stable: &str) -> Targets {
+    let replicas = p.pods.replicas;
+    let canary = p.pods.target_revision.as_str();
+    let desired_canary = canary_target(p, setting);
+    let mut stable_floor = if p.routed {
+        stable_need(&p.pods, 100 - applied.weight)
+    } else {
+        0
+    };
+    if applied.stable_selects.as_deref() == Some(stable) && replicas > p.pods.max_unavailable {
+        stable_floor = stable_floor.max(1);
+    }
+    let canary_floor = if p.routed && applied.canary_selects.as_deref() == Some(canary) {
+        serving_floor(&p.pods, applied).min(canary_pods(replicas, setting).max(1))
+    } else {
+        0
+    };
+    let desired_stable = stable_pods(replicas, setting, p.routed)
+        .max(replicas - desired_canary)
+        .min(p.pods.max_pods() - desired_canary)
+        .max(stable_floor);
+    Targets {
+        canary: desired_canary,
+        canary_floor,
+        stable: desired_stable,
+        stable_floor,
+    }
+}
+
+/// Pods while the canary moves forward, to the [`targets`].
 fn forward_pods(
     p: &CanaryParams,
     applied: &Applied,
@@ -384,22 +447,11 @@ fn forward_pods(
     stable: &str,
     now: Timestamp,
 ) -> Plan {
-    let replicas = p.pods.replicas;
     let canary = p.pods.target_revision.as_str();
-    let desired_canary = canary_pods(replicas, setting);
-    let desired_stable = stable_pods(replicas, setting, p.routed);
-    let stable_floor = if p.routed {
-        (ceil_percent(replicas, 100 - applied.weight) - p.pods.max_unavailable).max(0)
-    } else {
-        0
-    };
+    let t = targets(p, applied, setting, stable);
     let mut wants = vec![
-        Want::new(canary, desired_canary, 0),
-        Want::new(
-            stable,
-            desired_stable,
-            stable_floor.min(desired_stable.max(stable_floor)),
-        ),
+        Want::new(canary, t.canary, t.canary_floor),
+        Want::new(stable, t.stable, t.stable_floor),
     ];
     // A revision the canary Service still selects keeps what its traffic needs.
     if let Some(old) = applied
@@ -407,14 +459,35 @@ fn forward_pods(
         .as_deref()
         .filter(|r| *r != canary && *r != stable && applied.canary_in_traffic())
     {
-        wants.push(Want::new(old, 0, serving_floor(replicas, applied)));
+        wants.push(Want::new(old, 0, serving_floor(&p.pods, applied)));
     }
     split::plan(&p.pods, pods, &wants, now)
 }
 
+/// Available pods a side needs to carry `percent` of the traffic when no pod may carry more
+/// than 1/(replicas − maxUnavailable) of it: the load a pod carries in a rolling update at its
+/// largest allowed dip. At least one pod for any traffic at all.
+pub fn pods_for(p: &Params, percent: i32) -> i32 {
+    if percent <= 0 {
+        return 0;
+    }
+    ceil_percent((p.replicas - p.max_unavailable).max(0), percent).max(1)
+}
+
+/// Available pods the stable side needs for `percent` of the traffic: as [`pods_for`], with one
+/// point of the weight's rounding given to the stable side, so that a cluster without surge
+/// room (maxSurge 0) can always take the next pod from stable to canary.
+pub fn stable_need(p: &Params, percent: i32) -> i32 {
+    if percent <= 0 || p.replicas <= p.max_unavailable {
+        // maxUnavailable covers every replica: the user accepts no capacity at all.
+        return 0;
+    }
+    pods_for(p, percent - 1).max(1)
+}
+
 /// Canary pods the applied traffic needs (at least one while a header route is applied).
-pub fn serving_floor(replicas: i32, applied: &Applied) -> i32 {
-    let n = ceil_percent(replicas, applied.weight);
+pub fn serving_floor(p: &Params, applied: &Applied) -> i32 {
+    let n = pods_for(p, applied.weight);
     if applied.routes.is_empty() {
         n
     } else {
@@ -424,8 +497,8 @@ pub fn serving_floor(replicas: i32, applied: &Applied) -> i32 {
 
 /// The weight to write: `want` when both sides can take it; else the feasible weight between
 /// the applied one and `want` closest to `want`; else (pods were lost) the feasible weight
-/// closest to the applied one. A weight is feasible when the canary has the available pods
-/// it needs (capped by its scale) and the stable side has its share, less maxUnavailable.
+/// closest to the applied one. A weight is feasible when each side has the available pods its
+/// share needs ([`pods_for`]; the canary's need capped by its scale).
 fn feasible_weight(
     p: &CanaryParams,
     applied: i32,
@@ -433,14 +506,9 @@ fn feasible_weight(
     sides: &split::Sides,
     cap: i32,
 ) -> i32 {
-    let replicas = p.pods.replicas;
     let feasible = |w: i32| {
-        let canary_need = if w == 0 {
-            0
-        } else {
-            ceil_percent(replicas, w).min(cap).max(1)
-        };
-        let stable_need = ceil_percent(replicas, 100 - w) - p.pods.max_unavailable;
+        let canary_need = pods_for(&p.pods, w).min(cap.max(1));
+        let stable_need = stable_need(&p.pods, 100 - w);
         sides.canary.available >= canary_need && sides.stable.available >= stable_need
     };
     let (lo, hi) = (applied.min(want), applied.max(want));
@@ -466,8 +534,10 @@ fn approximate_weight(sides: &split::Sides) -> i32 {
     }
 }
 
-/// After the last step (or a full promotion): scale the canary to every replica, then point the
-/// stable Service at it with the weight back to 0 and no header routes, then retire old pods.
+/// After the last step (or a full promotion): the canary takes all the weight as its pods
+/// become available (the stable side shrinking as the weight allows), then the stable Service
+/// selects it with the weight back to 0 and no header routes, then the rolling planner retires
+/// the old pods.
 fn promote(
     p: &CanaryParams,
     st: &CanaryState,
@@ -480,47 +550,40 @@ fn promote(
     let canary = p.pods.target_revision.as_str();
     let stable = p.pods.stable_revision.clone().unwrap_or_default();
     let a = &st.applied;
+    let all_on_canary = TrafficPlan {
+        weight: 0,
+        routes: Vec::new(),
+        stable_selects: canary.to_string(),
+        canary_selects: canary.to_string(),
+    };
     let switched = a.stable_selects.as_deref() == Some(canary);
-    let ready_for_switch = sides.canary.available >= replicas;
-    let (traffic, pods_plan, promoted) = if switched && a.weight == 0 && a.routes.is_empty() {
-        // Every request goes to the new revision: the rolling planner retires the rest.
-        let traffic = TrafficPlan {
-            weight: 0,
-            routes: Vec::new(),
-            stable_selects: canary.to_string(),
-            canary_selects: canary.to_string(),
-        };
-        (traffic, super::rolling::plan(&p.pods, pods, now), true)
-    } else if switched || ready_for_switch {
-        let traffic = TrafficPlan {
-            weight: 0,
-            routes: Vec::new(),
-            stable_selects: canary.to_string(),
-            canary_selects: canary.to_string(),
-        };
+    let (traffic, pods_plan, promoted) = if switched && !a.canary_in_traffic() {
+        let plan = super::rolling::plan(&p.pods, pods, now);
+        (all_on_canary, plan, true)
+    } else if switched {
         let keep = Want::new(&stable, 0, sides.stable.available);
         let plan = split::plan(&p.pods, pods, &[Want::new(canary, replicas, 0), keep], now);
-        (traffic, plan, false)
+        (all_on_canary, plan, false)
     } else {
         let last = setting_at(&p.steps, p.steps.len().saturating_sub(1));
-        let traffic = TrafficPlan {
-            weight: a.weight,
-            routes: (last.routes.into_iter())
-                .filter(|r| a.routes.contains(&r.name))
-                .collect(),
-            stable_selects: stable.clone(),
-            canary_selects: a
-                .canary_selects
-                .clone()
-                .unwrap_or_else(|| canary.to_string()),
+        let full = Setting {
+            weight: 100,
+            routes: last.routes,
+            scale: CanaryScale::FollowWeight,
         };
-        let need = ceil_percent(replicas, 100 - a.weight);
-        let floor = (need - p.pods.max_unavailable).max(0);
-        let wants = [
-            Want::new(canary, replicas, 0),
-            Want::new(&stable, sides.stable.alive.min(need), floor),
-        ];
-        (traffic, split::plan(&p.pods, pods, &wants, now), false)
+        let ready = sides.canary.available >= pods_for(&p.pods, 100).max(replicas.min(1))
+            && a.canary_selects.as_deref() == Some(canary)
+            && (!p.routed || a.weight == 100);
+        let traffic = if ready {
+            all_on_canary
+        } else {
+            forward_traffic(p, a, &full, sides, canary, &stable)
+        };
+        (
+            traffic,
+            forward_pods(p, a, &full, pods, &stable, now),
+            false,
+        )
     };
     CanaryPlan {
         waiting: (!promoted).then_some(Waiting::CanaryPods {
@@ -577,8 +640,9 @@ pub fn retire(
         },
     };
     let mut wants = vec![Want::new(stable, p.replicas, 0)];
-    if !old.is_empty() && !(drained && applied.canary_selects.as_deref() == Some(stable)) {
-        wants.push(Want::new(&old, 0, serving_floor(p.replicas, applied)));
+    if !old.is_empty() {
+        let floor = if routed { serving_floor(p, applied) } else { 0 };
+        wants.push(Want::new(&old, 0, floor));
     }
     let mut pods_plan = split::plan(p, pods, &wants, now);
     pods_plan.complete = pods_plan.complete && drained && traffic.canary_selects == stable;

@@ -18,3 +18,6 @@ pub use summary::{Progress, Summary, summarize};
 
 #[cfg(test)]
 mod tests;
+
+#[cfg(test)]
+mod canary_tests;

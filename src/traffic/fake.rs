@@ -3,7 +3,7 @@
 
 use std::sync::{Arc, Mutex, PoisonError};
 
-use super::{RouterError, RouterFuture, TrafficRouter, TrafficTarget};
+use super::{ObserveFuture, RouterError, RouterFuture, TrafficRouter, TrafficTarget};
 
 /// Records the targets applied to it. Clones share the record, so a test keeps one clone and
 /// hands the other (boxed) to the code under test.
@@ -60,6 +60,21 @@ impl TrafficRouter for Recorder {
             }
         };
         Box::pin(std::future::ready(result))
+    }
+
+    fn observe(&self) -> ObserveFuture<'_> {
+        let last = lock(&self.applied).last().cloned().unwrap_or_default();
+        let mut routes: Vec<String> = last
+            .routes
+            .iter()
+            .filter(|r| !r.matches.is_empty())
+            .map(|r| r.name.clone())
+            .collect();
+        routes.sort();
+        Box::pin(std::future::ready(Ok(crate::traffic::Observed {
+            weight: last.weight,
+            routes,
+        })))
     }
 }
 

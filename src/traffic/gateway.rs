@@ -94,7 +94,7 @@ pub fn apply_httproute(
 
 /// Whether backendRef `r` names Service `service` of namespace `ns` (`kind` absent or
 /// `Service`, `group` absent or empty, `namespace` absent or `ns`).
-fn names_backend(r: &Value, service: &str, ns: &str) -> bool {
+pub(crate) fn names_backend(r: &Value, service: &str, ns: &str) -> bool {
     let is = |key: &str, want: &str| r.get(key).is_none_or(|v| v == want);
     r.get("name").and_then(Value::as_str) == Some(service)
         && is("kind", "Service")

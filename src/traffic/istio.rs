@@ -104,7 +104,7 @@ pub fn apply_virtualservice(
 /// Whether route destination `d` (an element of `route[]`) names Service `service` of
 /// namespace `ns`: its host is `service`, `service.ns`, `service.ns.svc` or
 /// `service.ns.svc.cluster.local`.
-fn names_host(d: &Value, service: &str, ns: &str) -> bool {
+pub(crate) fn names_host(d: &Value, service: &str, ns: &str) -> bool {
     let Some(host) = d.pointer("/destination/host").and_then(Value::as_str) else {
         return false;
     };

@@ -15,6 +15,7 @@ pub mod fake;
 pub mod gateway;
 pub mod istio;
 mod object;
+pub mod observe;
 pub mod router;
 #[cfg(test)]
 mod schema_check;
@@ -69,6 +70,12 @@ pub enum RouterError {
     },
 }
 
+pub use observe::Observed;
+
+/// Future returned by [`TrafficRouter::observe`].
+pub type ObserveFuture<'a> =
+    Pin<Box<dyn Future<Output = Result<Observed, RouterError>> + Send + 'a>>;
+
 /// Future returned by [`TrafficRouter::apply`].
 pub type RouterFuture<'a> = Pin<Box<dyn Future<Output = Result<(), RouterError>> + Send + 'a>>;
 
@@ -77,4 +84,7 @@ pub type RouterFuture<'a> = Pin<Box<dyn Future<Output = Result<(), RouterError>>
 pub trait TrafficRouter: Send + Sync {
     /// Makes the router send traffic as `target` says.
     fn apply<'a>(&'a self, target: &'a TrafficTarget) -> RouterFuture<'a>;
+
+    /// What the router object carries now.
+    fn observe(&self) -> ObserveFuture<'_>;
 }

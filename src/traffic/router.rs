@@ -21,7 +21,8 @@ use serde_json::Value;
 
 use super::gateway::apply_httproute;
 use super::istio::apply_virtualservice;
-use super::{RouterError, RouterFuture, TrafficRouter, TrafficTarget};
+use super::observe::{observe_httproute, observe_virtualservice};
+use super::{ObserveFuture, RouterError, RouterFuture, TrafficRouter, TrafficTarget};
 use crate::controller::context::FIELD_MANAGER;
 use crate::crd::CanaryStrategy;
 
@@ -89,6 +90,12 @@ impl RouterObject {
         })
     }
 
+    /// The object as JSON.
+    async fn read(&self) -> Result<Value, RouterError> {
+        let current = self.api.get(&self.name).await.map_err(|e| self.error(e))?;
+        Ok(serde_json::to_value(&current).map_err(kube::Error::SerdeError)?)
+    }
+
     fn error(&self, err: kube::Error) -> RouterError {
         api_error(err, self.kind, &self.namespace, &self.name)
     }
@@ -142,6 +149,14 @@ impl TrafficRouter for GatewayRouter {
             apply_httproute(route, &o.namespace, &self.stable, &self.canary, target)
         }))
     }
+
+    fn observe(&self) -> ObserveFuture<'_> {
+        Box::pin(async move {
+            let route = self.object.read().await?;
+            let ns = &self.object.namespace;
+            Ok(observe_httproute(&route, ns, &self.stable, &self.canary))
+        })
+    }
 }
 
 /// Splits traffic with an Istio VirtualService (see [`apply_virtualservice`]).
@@ -186,6 +201,20 @@ impl TrafficRouter for IstioRouter {
             let (stable, canary) = (&self.stable, &self.canary);
             apply_virtualservice(vs, &o.namespace, stable, canary, &self.routes, target)
         }))
+    }
+
+    fn observe(&self) -> ObserveFuture<'_> {
+        Box::pin(async move {
+            let vs = self.object.read().await?;
+            let (ns, stable, canary) = (&self.object.namespace, &self.stable, &self.canary);
+            Ok(observe_virtualservice(
+                &vs,
+                ns,
+                stable,
+                canary,
+                &self.routes,
+            ))
+        })
     }
 }
 

@@ -196,18 +196,27 @@ async fn a_retiring_pod_still_listed_ready_waits_for_the_endpoints() {
 #[tokio::test]
 async fn an_unsupported_spec_is_reported_and_nothing_is_touched() {
     let mut h = harness(NOW);
+    // An analysis step with no spec.analysis to run: the CEL rules cannot see it, the
+    // controller refuses it.
     let zdr = rollout(
-        json!({"strategy": {"canary": {"stableService": "s", "canaryService": "c", "steps": [{"setWeight": 5}]}}}),
+        json!({"strategy": {"canary": {"stableService": "s", "canaryService": "c", "steps": [{"analysis": {}}]}}}),
         json!(null),
     );
     let task = tokio::spawn(reconcile(Arc::new(zdr), h.ctx.clone()));
     let ev = h.api.expect_event().await;
-    assert_eq!(ev["reason"], "CanaryNotSupported");
+    assert_eq!(ev["reason"], "InvalidStrategy");
     assert_eq!(ev["type"], "Warning");
     let s = &h.api.expect_status().await;
     assert_eq!(s["phase"], "Degraded");
     assert_eq!(s["conditions"][0]["type"], "InvalidSpec");
-    assert_eq!(s["conditions"][0]["reason"], "CanaryNotSupported");
+    assert_eq!(s["conditions"][0]["reason"], "InvalidStrategy");
+    assert!(
+        s["conditions"][0]["message"]
+            .as_str()
+            .unwrap()
+            .contains("steps[0]: an analysis step needs spec.analysis"),
+        "{s}"
+    );
     assert_eq!(task.await.unwrap().unwrap(), Action::await_change());
 }
 
