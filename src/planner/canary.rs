@@ -294,7 +294,15 @@ pub fn plan(
         pods: forward_pods(p, &st.applied, &setting, pods, &stable, now),
         step,
         step_started: started,
-        traffic: forward_traffic(p, &st.applied, &setting, &sides, canary, &stable),
+        traffic: forward_traffic(
+            p,
+            &st.applied,
+            &setting,
+            &sides,
+            (pods, now),
+            canary,
+            &stable,
+        ),
         waiting,
         promoted: false,
         wake,
@@ -358,6 +366,7 @@ fn forward_traffic(
     applied: &Applied,
     setting: &Setting,
     sides: &split::Sides,
+    (pods, now): (&[PodView], Timestamp),
     canary: &str,
     stable: &str,
 ) -> TrafficPlan {
@@ -378,8 +387,14 @@ fn forward_traffic(
         (0, Vec::new())
     };
     let cap = canary_pods(replicas, setting);
+    // The weight moves as the pods behind the canary Service now allow: another revision's,
+    // while it is being retired.
+    let behind = match applied.canary_selects.as_deref() {
+        Some(x) if !serving && x != canary => split::Sides::of(pods, x, stable, &p.pods, now),
+        _ => *sides,
+    };
     let weight = if p.routed {
-        feasible_weight(p, applied.weight, want, sides, cap)
+        feasible_weight(p, applied.weight, want, &behind, cap)
     } else {
         approximate_weight(sides)
     };
@@ -577,7 +592,7 @@ fn promote(
         let traffic = if ready {
             all_on_canary
         } else {
-            forward_traffic(p, a, &full, sides, canary, &stable)
+            forward_traffic(p, a, &full, sides, (pods, now), canary, &stable)
         };
         (
             traffic,
