@@ -159,7 +159,10 @@ async fn reconcile_one(zdr: &ZeroDowntimeRollout, ctx: &Context) -> Result<Actio
         .collect();
     // A canary decides from what the router and Services carry now.
     let traffic = match (&zdr.spec.strategy.canary, &prev.stable_revision) {
-        (Some(canary), Some(_)) => Some(super::traffic::read(ctx, &ns, canary).await?),
+        (Some(canary), Some(_)) => {
+            let read = super::traffic::read(ctx, &ns, canary).await;
+            Some(report_traffic(&writer, zdr, &prev, read, now).await?)
+        }
         _ => None,
     };
     let snapshot = Snapshot {
@@ -188,7 +191,8 @@ async fn reconcile_one(zdr: &ZeroDowntimeRollout, ctx: &Context) -> Result<Actio
         emit(&writer, note).await;
     }
     if let (Some(traffic), Some(canary)) = (&decision.traffic, &zdr.spec.strategy.canary) {
-        super::traffic::write(ctx, &ns, canary, traffic).await?;
+        let written = super::traffic::write(ctx, &ns, canary, traffic).await;
+        report_traffic(&writer, zdr, &prev, written, now).await?;
     }
     let mut wake: Vec<Duration> = decision.wake.into_iter().chain(analysis_wake).collect();
     let templates = templates(&revs, &update_hash, &zdr.spec.template);
@@ -237,6 +241,31 @@ async fn report_invalid(
         writer.status(&status).await?;
     }
     Ok(Action::await_change())
+}
+
+/// A router or Service that is missing or cannot carry the split is a Degraded status with a
+/// TrafficRouting condition (and backoff); other errors only back off.
+async fn report_traffic<T>(
+    writer: &Writer<'_>,
+    zdr: &ZeroDowntimeRollout,
+    prev: &ZeroDowntimeRolloutStatus,
+    result: Result<T>,
+    now: jiff::Timestamp,
+) -> Result<T> {
+    use crate::traffic::RouterError;
+    if let Err(Error::Traffic(e @ (RouterError::NotFound { .. } | RouterError::Unusable(_)))) =
+        &result
+    {
+        let message = e.to_string();
+        let status = status::traffic_error(prev, &message, zdr.meta().generation, now);
+        if zdr.status.as_ref() != Some(&status) {
+            writer
+                .event(EventType::Warning, "TrafficRouterError", &message, "Route")
+                .await;
+            writer.status(&status).await?;
+        }
+    }
+    result
 }
 
 /// The background analysis of the update revision, when the snapshot calls for it.

@@ -227,3 +227,34 @@ pub fn invalid(
         ..prev.clone()
     }
 }
+
+/// Status of a canary whose router or Services cannot be used (missing, or not carrying both
+/// Services): phase Degraded and a TrafficRouting condition; the rest is kept. Nothing moves
+/// until it is fixed, since traffic would otherwise change blindly.
+pub fn traffic_error(
+    prev: &ZeroDowntimeRolloutStatus,
+    message: &str,
+    generation: Option<i64>,
+    now: Timestamp,
+) -> ZeroDowntimeRolloutStatus {
+    let conds = vec![Cond::new(
+        condition::TRAFFIC_ROUTING,
+        "False",
+        "TrafficRouterError",
+        message,
+    )];
+    let mut keep: Vec<Condition> = prev
+        .conditions
+        .iter()
+        .filter(|c| c.type_ != condition::TRAFFIC_ROUTING)
+        .cloned()
+        .collect();
+    keep.extend(conditions(conds, &prev.conditions, generation, now));
+    ZeroDowntimeRolloutStatus {
+        observed_generation: generation,
+        phase: Some(Phase::Degraded),
+        message: Some(format!("traffic routing: {message}")),
+        conditions: keep,
+        ..prev.clone()
+    }
+}

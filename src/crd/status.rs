@@ -152,6 +152,8 @@ pub mod condition {
     pub const ABORTED: &str = "Aborted";
     /// The spec cannot be acted on (reason says why).
     pub const INVALID_SPEC: &str = "InvalidSpec";
+    /// The canary's router or Services cannot be read or written (reason says why).
+    pub const TRAFFIC_ROUTING: &str = "TrafficRouting";
 }
 
 fn is_zero(n: &i32) -> bool {

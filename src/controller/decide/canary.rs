@@ -135,13 +135,23 @@ fn forward(
     if plan.step != state.step || !same {
         prev.last_progress = None;
     }
-    let mut summary = planner::summarize(&prm, &plan.pods, &prev, deadline(s.spec), None, now);
+    // The pods being where a step wants them is not the rollout being done.
+    let done = plan.promoted && plan.pods.complete;
+    let judged = planner::Plan {
+        complete: done,
+        ..plan.pods.clone()
+    };
+    let mut summary = planner::summarize(&prm, &judged, &prev, deadline(s.spec), None, now);
     let sides = Sides::of(s.pods, s.update, stable, &prm, now);
     let held = hold(s, &plan);
-    if !(plan.promoted && plan.pods.complete) {
-        if waits {
-            summary.phase = Phase::Paused;
-        }
+    if !done {
+        summary.phase = if waits {
+            Phase::Paused
+        } else if summary.deadline_exceeded {
+            Phase::Degraded
+        } else {
+            Phase::Progressing
+        };
         summary.message = message(s, c, &plan, &sides, b);
     }
     (plan, summary, held)

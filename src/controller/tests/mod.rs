@@ -33,6 +33,17 @@ impl Verifier {
     /// Expects the next request to be `method` on `path` (query included), answers `reply`
     /// and returns the request body as JSON (Null when empty).
     async fn expect(&mut self, method: Method, path: &str, reply: Value) -> Value {
+        self.expect_status_code(method, path, reply, 200).await
+    }
+
+    /// As [`Verifier::expect`], answering with HTTP status `code`.
+    async fn expect_status_code(
+        &mut self,
+        method: Method,
+        path: &str,
+        reply: Value,
+        code: u16,
+    ) -> Value {
         let (req, send) = tokio::time::timeout(Duration::from_secs(5), self.0.next_request())
             .await
             .unwrap_or_else(|_| panic!("timed out waiting for {method} {path}"))
@@ -49,17 +60,13 @@ impl Verifier {
         } else {
             serde_json::from_slice(&bytes).unwrap()
         };
-        if let Some(ct) = ctype {
-            // Keep the content type next to the body for assertions on the patch kind.
-            send.send_response(Response::new(Body::from(
-                serde_json::to_vec(&reply).unwrap(),
-            )));
-            return json!({"contentType": ct, "body": body});
-        }
-        send.send_response(Response::new(Body::from(
-            serde_json::to_vec(&reply).unwrap(),
-        )));
-        json!({"contentType": null, "body": body})
+        let response = Response::builder()
+            .status(code)
+            .body(Body::from(serde_json::to_vec(&reply).unwrap()))
+            .unwrap();
+        send.send_response(response);
+        // Keep the content type next to the body for assertions on the patch kind.
+        json!({"contentType": ctype, "body": body})
     }
 
     /// Expects the server-side apply of ControllerRevision `web-<hash>` and answers it as
@@ -310,5 +317,6 @@ fn mid_rollout(h: &mut Harness) -> (ZeroDowntimeRollout, String, String) {
 }
 
 mod analysis;
+mod canary;
 mod restart;
 mod rolling;
