@@ -58,31 +58,22 @@ pub struct StepPreview {
     /// ceil(replicas × (100 − weight) / 100); without one, replicas − canary pods. 0 after
     /// promotion: the old pods are drained.
     pub stable_pods: i32,
-    /// Available stable pods that remain while the stable side scales down to `stable_pods`:
-    /// with a router its share of the weight less maxUnavailable; without one 0 (the overall
-    /// floor, replicas − maxUnavailable, still holds).
-    pub stable_floor: i32,
     /// What it waits for.
     pub gate: Gate,
-    /// Pods that must run at once for the entry to complete: canary + stable pods (for the
-    /// promotion, every replica beside the last step's stable pods, which keep serving until
-    /// the stable Service switches).
-    pub pods_needed: i32,
-    /// `pods_needed` exceeds replicas + maxSurge: the canary cannot reach its count, so the
-    /// entry never completes (the progress deadline catches it).
-    pub over_surge: bool,
 }
 
-/// The steps of `canary` for `replicas` pods, then its promotion (the last entry).
-/// `max_surge` and `max_unavailable` are pod counts, already resolved against replicas.
+/// The steps of `canary` for `replicas` pods, then its promotion (the last entry): the counts
+/// each step's setting asks for (`canary_pods`, `stable_pods`). `_max_surge` and
+/// `_max_unavailable` (pod counts) bound how the controller gets there, not these counts; they
+/// are taken so that a planner whose counts depend on them can be previewed through the same
+/// call.
 pub fn canary_preview(
     replicas: i32,
     canary: &Canary,
-    max_surge: i32,
-    max_unavailable: i32,
+    _max_surge: i32,
+    _max_unavailable: i32,
 ) -> Vec<StepPreview> {
     let replicas = replicas.max(0);
-    let ceiling = replicas + max_surge.max(0);
     let mut out: Vec<StepPreview> = canary
         .steps
         .iter()
@@ -91,7 +82,6 @@ pub fn canary_preview(
             let setting = setting_at(&canary.steps, i);
             let canary_n = canary_pods(replicas, &setting);
             let stable_n = stable_pods(replicas, &setting, canary.routed);
-            let needed = canary_n + stable_n;
             StepPreview {
                 index: i,
                 kind: kind_of(step),
@@ -99,19 +89,10 @@ pub fn canary_preview(
                 routes: setting.routes,
                 canary_pods: canary_n,
                 stable_pods: stable_n,
-                stable_floor: if canary.routed {
-                    (stable_n - max_unavailable.max(0)).max(0)
-                } else {
-                    0
-                },
                 gate: gate_of(step),
-                pods_needed: needed,
-                over_surge: needed > ceiling,
             }
         })
         .collect();
-    let last_stable = out.last().map_or(replicas, |s| s.stable_pods);
-    let needed = replicas + last_stable;
     out.push(StepPreview {
         index: canary.steps.len(),
         kind: PreviewKind::Promotion,
@@ -119,10 +100,7 @@ pub fn canary_preview(
         routes: Vec::new(),
         canary_pods: replicas,
         stable_pods: 0,
-        stable_floor: 0,
         gate: Gate::Pods,
-        pods_needed: needed,
-        over_surge: needed > ceiling,
     });
     out
 }
@@ -226,10 +204,6 @@ mod tests {
         assert_eq!(p[6].kind, PreviewKind::Promotion);
         assert_eq!(p[6].index, 6);
         assert!(p[6].routes.is_empty());
-        // 10 replicas beside the 5 stable pods of the 50% step: more than 10 + 3.
-        assert_eq!(p[6].pods_needed, 15);
-        assert!(p[6].over_surge);
-        assert!(!p[5].over_surge);
     }
 
     #[test]
@@ -240,23 +214,24 @@ mod tests {
         assert_eq!(p[1].kind, PreviewKind::RemoveRoute("beta".into()));
         assert!(p[1].routes.is_empty());
         assert_eq!(p[1].canary_pods, 0);
-        assert_eq!(p[0].pods_needed, 5);
-        assert!(!p[0].over_surge);
     }
 
     #[test]
-    fn a_scale_step_above_the_surge_is_flagged() {
+    fn a_scale_step_sets_the_canary_apart_from_the_weight() {
         let c = routed(vec![
             Step::Scale(CanaryScale::Replicas(5)),
             Step::Weight(100),
+            Step::Scale(CanaryScale::FollowWeight),
         ]);
         let p = canary_preview(10, &c, 3, 1);
-        assert_eq!((p[0].canary_pods, p[0].stable_pods), (5, 10));
-        assert!(p[0].over_surge);
-        assert_eq!(p[0].stable_floor, 9);
-        // The scale still holds at 100%; the stable side needs nothing, so the promotion fits.
+        assert_eq!(
+            (p[0].weight, p[0].canary_pods, p[0].stable_pods),
+            (0, 5, 10)
+        );
+        // The scale holds at 100%: 5 canary pods take all the weight, the stable side none.
         assert_eq!((p[1].canary_pods, p[1].stable_pods), (5, 0));
-        assert!(!p[2].over_surge);
+        assert_eq!((p[2].canary_pods, p[2].stable_pods), (10, 0));
+        assert_eq!(p[2].kind, PreviewKind::Scale(CanaryScale::FollowWeight));
     }
 
     #[test]
@@ -268,8 +243,6 @@ mod tests {
         let p = canary_preview(10, &c, 1, 1);
         assert_eq!((p[0].canary_pods, p[0].stable_pods), (3, 7));
         assert_eq!((p[1].canary_pods, p[1].stable_pods), (5, 5));
-        assert!(p.iter().all(|s| s.stable_floor == 0));
-        assert!(!p[0].over_surge && !p[1].over_surge);
     }
 
     fn step() -> impl Strategy<Value = Step> {
@@ -337,19 +310,14 @@ mod tests {
                     if scale == CanaryScale::FollowWeight {
                         prop_assert!(s.canary_pods + s.stable_pods >= replicas);
                     }
-                    prop_assert!(s.stable_floor <= s.stable_pods);
                 } else {
                     prop_assert_eq!(s.canary_pods + s.stable_pods, replicas);
-                    prop_assert!(!s.over_surge);
                 }
-                prop_assert_eq!(s.pods_needed, s.canary_pods + s.stable_pods);
-                prop_assert_eq!(s.over_surge, s.pods_needed > replicas + surge);
             }
             let last = p.last().unwrap();
             prop_assert_eq!(&last.kind, &PreviewKind::Promotion);
             prop_assert_eq!((last.weight, last.canary_pods, last.stable_pods), (0, replicas, 0));
             prop_assert!(last.routes.is_empty());
-            prop_assert_eq!(last.pods_needed, replicas + p[steps.len() - 1].stable_pods);
         }
     }
 }

@@ -234,7 +234,7 @@ fn plan_canary(
         .collect();
     let preview = canary_preview(r, canary, valid.max_surge, valid.max_unavailable);
     for p in &preview {
-        render_preview(&mut out, name, r, p, canary, &metrics);
+        render_preview(&mut out, name, p, canary, &metrics);
     }
     out
 }
@@ -244,7 +244,6 @@ fn plan_canary(
 fn render_preview(
     out: &mut String,
     name: &str,
-    replicas: i32,
     p: &StepPreview,
     canary: &Canary,
     metrics: &[&str],
@@ -267,10 +266,9 @@ fn render_preview(
         format!(", header routes {}", rs.join(", "))
     };
     let waits = match p.gate {
-        Gate::Pods if p.kind == PreviewKind::Promotion => format!(
-            "{} available canary pod(s), then the stable Service selects the new revision, header routes go and the old pods drain",
-            p.canary_pods
-        ),
+        Gate::Pods if p.kind == PreviewKind::Promotion => {
+            "the canary pods to carry all the traffic, then the stable Service selects the new revision, the weight returns to 0, header routes go and the old pods drain".into()
+        }
         Gate::Pods if canary.routed => format!(
             "{} available canary pod(s) and the router carrying this traffic",
             p.canary_pods
@@ -291,16 +289,6 @@ fn render_preview(
         "    weight {}%{routes}, canary {} pod(s), stable {} pod(s); waits for {waits}",
         p.weight, p.canary_pods, p.stable_pods
     );
-    if p.over_surge {
-        let _ = writeln!(
-            out,
-            "    warning: needs {} pods at once ({} canary beside {} stable), more than replicas + maxSurge: the canary cannot reach its count and this never completes; maxSurge {} would do",
-            p.pods_needed,
-            p.canary_pods,
-            p.pods_needed - p.canary_pods,
-            p.pods_needed - replicas
-        );
-    }
 }
 
 #[cfg(test)]
@@ -413,8 +401,7 @@ mod tests {
             "  step 6: set weight 50%",
             "    weight 50%, canary 5 pod(s), stable 5 pod(s); waits for 5 available canary pod(s) and the router carrying this traffic",
             "  then: promotion: the canary becomes stable",
-            "    weight 0%, canary 10 pod(s), stable 0 pod(s); waits for 10 available canary pod(s), then the stable Service selects the new revision, header routes go and the old pods drain",
-            "    warning: needs 15 pods at once (10 canary beside 5 stable), more than replicas + maxSurge: the canary cannot reach its count and this never completes; maxSurge 5 would do",
+            "    weight 0%, canary 10 pod(s), stable 0 pod(s); waits for the canary pods to carry all the traffic, then the stable Service selects the new revision, the weight returns to 0, header routes go and the old pods drain",
         ];
         assert_eq!(out.lines().collect::<Vec<_>>(), expect, "{out}");
     }
@@ -439,8 +426,10 @@ mod tests {
             "{out}"
         );
         assert!(out.contains("  step 1: canary scale: 2 pod(s)"), "{out}");
-        // The promotion runs 4 canary pods beside the 2 stable ones: more than 4 + 1.
-        assert!(out.contains("maxSurge 2 would do"), "{out}");
+        assert!(
+            out.contains("  then: promotion: the canary becomes stable\n    weight 0%, canary 4 pod(s), stable 0 pod(s)"),
+            "{out}"
+        );
     }
 
     #[test]
