@@ -47,11 +47,11 @@ enum Command {
     Promote {
         /// Name of the ZeroDowntimeRollout.
         name: String,
-        /// Skip every remaining step and its analysis: promote the canary to stable now.
+        /// Skip every remaining step, analysis steps included: go straight to the promotion.
         #[arg(long)]
         full: bool,
     },
-    /// Restart an aborted canary update from step 0 (sets zdr.dev/retry, removes
+    /// Restart an aborted update, a canary from step 0 (sets zdr.dev/retry, removes
     /// zdr.dev/abort and zdr.dev/promote).
     Retry {
         /// Name of the ZeroDowntimeRollout.

@@ -22,16 +22,17 @@ pub struct Request {
     pub done: String,
 }
 
-/// The canary update in progress: its revision and steps, or why there is none.
+/// The update in progress: its revision and canary steps (none for a rolling update), or why
+/// there is none.
 struct Update {
     revision: String,
     steps: Vec<Step>,
     aborted: bool,
 }
 
-fn canary_update(z: &ZeroDowntimeRollout, cmd: &str) -> Result<Update, String> {
+fn update_of(z: &ZeroDowntimeRollout, cmd: &str, canary_only: bool) -> Result<Update, String> {
     let name = z.name_any();
-    if z.spec.strategy.canary.is_none() {
+    if canary_only && z.spec.strategy.canary.is_none() {
         return Err(format!(
             "{name} is not a canary (no spec.strategy.canary): `kubectl zdr {cmd}` acts on canary steps"
         ));
@@ -68,7 +69,7 @@ fn canary_update(z: &ZeroDowntimeRollout, cmd: &str) -> Result<Update, String> {
 /// remaining step and its analysis), or why it cannot be promoted.
 pub fn promote_request(z: &ZeroDowntimeRollout, full: bool) -> Result<Request, String> {
     let name = z.name_any();
-    let u = canary_update(z, "promote")?;
+    let u = update_of(z, "promote", true)?;
     if u.aborted {
         return Err(format!(
             "{name}: revision {} was aborted, promoting it would not restart it: `kubectl zdr retry {name}` restarts it from step 0",
@@ -107,10 +108,12 @@ pub fn promote_request(z: &ZeroDowntimeRollout, full: bool) -> Result<Request, S
     })
 }
 
-/// The message once a retry of `z` is requested, or why it cannot be retried.
+/// The message once a retry of `z` is requested, or why it cannot be retried. A canary restarts
+/// from step 0; a rolling update starts its waves again (the controller reads `zdr.dev/retry`
+/// whatever the strategy).
 pub fn retry_request(z: &ZeroDowntimeRollout) -> Result<String, String> {
     let name = z.name_any();
-    let u = canary_update(z, "retry")?;
+    let u = update_of(z, "retry", false)?;
     if !u.aborted {
         let phase = z
             .status
@@ -122,8 +125,13 @@ pub fn retry_request(z: &ZeroDowntimeRollout) -> Result<String, String> {
             u.revision
         ));
     }
+    let from = if z.spec.strategy.canary.is_some() {
+        "from step 0"
+    } else {
+        "from its first wave"
+    };
     Ok(format!(
-        "retry of revision {} requested: {name} restarts it from step 0",
+        "retry of revision {} requested: {name} restarts it {from}",
         u.revision
     ))
 }
@@ -164,7 +172,7 @@ pub async fn promote(client: Client, ns: &str, name: &str, full: bool) -> Result
     Ok(())
 }
 
-/// Restarts an aborted canary update from step 0.
+/// Restarts an aborted update (a canary from step 0).
 pub async fn retry(client: Client, ns: &str, name: &str) -> Result<(), String> {
     let api: Api<ZeroDowntimeRollout> = Api::namespaced(client, ns);
     let z = api.get(name).await.map_err(|e| e.to_string())?;
@@ -319,18 +327,28 @@ mod tests {
     }
 
     #[test]
-    fn retry_only_restarts_an_aborted_canary() {
+    fn retry_only_restarts_an_aborted_update() {
         let steps = json!({"canary": {"stableService": "s", "canaryService": "c", "steps": [{"pause": {}}]}});
         let e = retry_request(&rollout(steps.clone(), at(0))).unwrap_err();
         assert!(e.contains("is not aborted (phase Paused)"), "{e}");
-        let e = retry_request(&rollout(json!({}), at(0))).unwrap_err();
-        assert!(e.contains("not a canary"), "{e}");
+        let e = retry_request(&rollout(
+            steps.clone(),
+            json!({"stableRevision": "abc",
+            "updateRevision": "abc"}),
+        ))
+        .unwrap_err();
+        assert!(e.contains("no update in progress"), "{e}");
         let aborted = json!({"phase": "Aborted", "stableRevision": "aaa",
             "updateRevision": "abc", "abortedRevision": "abc"});
-        let done = retry_request(&rollout(steps, aborted)).unwrap();
+        let done = retry_request(&rollout(steps, aborted.clone())).unwrap();
         assert_eq!(
             done,
             "retry of revision abc requested: web restarts it from step 0"
+        );
+        let done = retry_request(&rollout(json!({}), aborted)).unwrap();
+        assert_eq!(
+            done,
+            "retry of revision abc requested: web restarts it from its first wave"
         );
     }
 

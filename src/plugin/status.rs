@@ -295,13 +295,10 @@ fn next_action(
             .find(|c| c.type_ == condition::ABORTED && c.status == "True")
             .map(|c| format!(" ({})", c.reason))
             .unwrap_or_default();
-        return Some(if canary {
-            format!(
-                "revision {update} was aborted{why}: `kubectl zdr retry {name}` restarts it from step 0, or apply a new template"
-            )
-        } else {
-            format!("revision {update} was aborted{why}: apply a new template to try again")
-        });
+        let from = if canary { " from step 0" } else { "" };
+        return Some(format!(
+            "revision {update} was aborted{why}: `kubectl zdr retry {name}` restarts it{from}, or apply a new template"
+        ));
     }
     let reason = paused_reason(st);
     let on_indefinite_pause =
