@@ -9,7 +9,7 @@ use crate::planner::canary::{CanaryScale, Step};
 /// A duration as people write it: `30s`, `2m`, `1h30m`, `250ms`.
 pub fn duration(d: Duration) -> String {
     if d.subsec_nanos() != 0 {
-        return if d.as_secs() == 0 && d.subsec_nanos() % 1_000_000 == 0 {
+        return if d.as_secs() == 0 && d.subsec_nanos().is_multiple_of(1_000_000) {
             format!("{}ms", d.subsec_millis())
         } else {
             format!("{d:?}")
