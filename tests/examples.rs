@@ -158,7 +158,7 @@ fn canary_example_steps_routing_and_analysis() {
     let all = docs("canary.yaml");
     let zdr = single("canary.yaml");
     let canary = zdr.spec.strategy.canary.as_ref().expect("strategy.canary");
-    assert_eq!(canary.steps.len(), 5);
+    assert_eq!(canary.steps.len(), 6);
     // The steps as written (the typed Duration would print `2m` back as `120s`).
     let zdr_doc = all
         .iter()
@@ -185,7 +185,8 @@ fn canary_example_steps_routing_and_analysis() {
             "setHeaderRoute",
             "analysis",
             "pause 2m",
-            "setWeight 50"
+            "setWeight 50",
+            "pause -"
         ]
     );
 

@@ -1,7 +1,7 @@
 //! `kubectl zdr`: the kubectl plugin for ZeroDowntimeRollouts. Logic lives in `zdr::plugin`.
 
 use clap::{Parser, Subcommand};
-use zdr::plugin::{cluster, plan};
+use zdr::plugin::{actions, cluster, plan};
 
 #[derive(Parser)]
 #[command(
@@ -34,23 +34,52 @@ enum Command {
         #[arg(long, default_value_t = 5)]
         propagation_seconds: u64,
     },
-    /// Phase, progress, revisions and conditions of a rollout.
+    /// Phase, canary steps, traffic, pods per revision, conditions and analysis of a rollout.
     Status {
+        /// Name of the ZeroDowntimeRollout.
         name: String,
         /// Keep printing on every change.
         #[arg(short, long)]
         watch: bool,
     },
+    /// Move a canary past its current step (a pause, an analysis gate, a step still waiting)
+    /// by setting the zdr.dev/promote annotation.
+    Promote {
+        /// Name of the ZeroDowntimeRollout.
+        name: String,
+        /// Skip every remaining step, analysis steps included: go straight to the promotion.
+        #[arg(long)]
+        full: bool,
+    },
+    /// Restart an aborted update, a canary from step 0 (sets zdr.dev/retry, removes
+    /// zdr.dev/abort and zdr.dev/promote).
+    Retry {
+        /// Name of the ZeroDowntimeRollout.
+        name: String,
+    },
     /// Stop progress (sets spec.paused; scaling still works).
-    Pause { name: String },
+    Pause {
+        /// Name of the ZeroDowntimeRollout.
+        name: String,
+    },
     /// Resume progress: clears spec.paused and resumes an inconclusive analysis.
-    Resume { name: String },
-    /// Abort the update in progress and roll back to the stable revision.
-    Abort { name: String },
+    Resume {
+        /// Name of the ZeroDowntimeRollout.
+        name: String,
+    },
+    /// Abort the update in progress and roll back to the stable revision (sets zdr.dev/abort).
+    Abort {
+        /// Name of the ZeroDowntimeRollout.
+        name: String,
+    },
     /// The rollout's revisions and their images.
-    History { name: String },
+    History {
+        /// Name of the ZeroDowntimeRollout.
+        name: String,
+    },
     /// Roll back: put the previous revision's template (or --to-revision's) back into the spec.
     Undo {
+        /// Name of the ZeroDowntimeRollout.
         name: String,
         /// Revision number, as `history` lists it.
         #[arg(long)]
@@ -97,9 +126,11 @@ async fn in_cluster(namespace: Option<String>, cmd: Command) -> Result<(), Strin
     }
     let r = match cmd {
         Command::Status { name, watch } => cluster::status(client, &ns, &name, watch).await,
-        Command::Pause { name } => cluster::set_paused(client, &ns, &name, true).await,
-        Command::Resume { name } => cluster::resume(client, &ns, &name).await,
-        Command::Abort { name } => return cluster::abort(client, &ns, &name).await,
+        Command::Pause { name } => actions::set_paused(client, &ns, &name, true).await,
+        Command::Resume { name } => actions::resume(client, &ns, &name).await,
+        Command::Abort { name } => return actions::abort(client, &ns, &name).await,
+        Command::Promote { name, full } => return actions::promote(client, &ns, &name, full).await,
+        Command::Retry { name } => return actions::retry(client, &ns, &name).await,
         Command::History { name } => cluster::history(client, &ns, &name).await,
         Command::Plan { .. } | Command::Undo { .. } => unreachable!("handled above"),
     };

@@ -4,6 +4,7 @@
 
 pub mod canary;
 mod model;
+pub mod preview;
 mod quantity;
 mod rolling;
 mod simulate;

@@ -6,9 +6,11 @@ use std::fmt::Write as _;
 
 use k8s_openapi::apimachinery::pkg::util::intstr::IntOrString;
 
-use crate::crd::ZeroDowntimeRollout;
+use super::describe;
+use crate::crd::{CanaryStrategy, ZeroDowntimeRollout, ZeroDowntimeRolloutSpec};
+use crate::planner::preview::{Gate, PreviewKind, StepPreview, canary_preview};
 use crate::planner::{self, Params};
-use crate::validate::validate;
+use crate::validate::{Canary, Valid, validate};
 
 /// Why a plan cannot be made.
 #[derive(Debug, thiserror::Error)]
@@ -76,64 +78,11 @@ pub fn plan_rollout(zdr: &ZeroDowntimeRollout, opts: &PlanOptions) -> Result<Str
         .clone()
         .unwrap_or_else(|| "<unnamed>".into());
     let spec = &zdr.spec;
-    let mut out = String::new();
-    if let Some(canary) = &spec.strategy.canary {
-        let _ = writeln!(
-            out,
-            "rollout {name}: canary, {} replicas, stable Service {}, canary Service {}",
-            spec.replicas, canary.stable_service, canary.canary_service
-        );
-        let mut weight = 0;
-        for (i, step) in canary.steps.iter().enumerate() {
-            let what = if let Some(w) = step.set_weight {
-                weight = w;
-                let pods = (i64::from(spec.replicas) * i64::from(w) + 99) / 100;
-                format!(
-                    "set weight {w}%: {pods} canary pod(s), {}% of traffic to the canary",
-                    w
-                )
-            } else if let Some(h) = &step.set_header_route {
-                let m: Vec<String> = h
-                    .matches
-                    .iter()
-                    .map(|m| {
-                        let v = &m.header_value;
-                        let (kind, val) = match (&v.exact, &v.prefix, &v.regex) {
-                            (Some(x), _, _) => ("=", x),
-                            (_, Some(x), _) => ("starts with", x),
-                            (_, _, Some(x)) => ("~", x),
-                            _ => ("?", &m.header_name),
-                        };
-                        format!("{} {kind} {val:?}", m.header_name)
-                    })
-                    .collect();
-                format!(
-                    "header route {:?}: requests with {} go to the canary (weight stays {weight}%)",
-                    h.name,
-                    m.join(" and ")
-                )
-            } else if step.analysis.is_some() {
-                format!(
-                    "analysis: run the SLO checks, continue only if they pass (weight {weight}%)"
-                )
-            } else if let Some(p) = &step.pause {
-                match &p.duration {
-                    Some(d) => format!("pause {d:?} (weight {weight}%)"),
-                    None => format!("pause until `kubectl zdr promote` (weight {weight}%)"),
-                }
-            } else {
-                "empty step".into()
-            };
-            let _ = writeln!(out, "  step {i}: {what}");
-        }
-        let _ = writeln!(out, "  then: promote the canary to stable, 100% of traffic");
-        let _ = writeln!(
-            out,
-            "  note: this controller version does not execute canary steps yet; applying this manifest reports InvalidSpec/CanaryNotSupported"
-        );
-        return Ok(out);
-    }
     let valid = validate(spec).map_err(|e| PlanError::Invalid(name.clone(), e.to_string()))?;
+    if let (Some(c), Some(canary)) = (&spec.strategy.canary, &valid.canary) {
+        return Ok(plan_canary(&name, spec, c, canary, &valid));
+    }
+    let mut out = String::new();
     let rolling = spec.strategy.rolling.clone().unwrap_or_default();
     let params = Params {
         replicas: spec.replicas,
@@ -223,6 +172,125 @@ pub fn plan_rollout(zdr: &ZeroDowntimeRollout, opts: &PlanOptions) -> Result<Str
     Ok(out)
 }
 
+/// The router a canary's weights go through, for people.
+fn router(c: &CanaryStrategy) -> String {
+    let Some(t) = &c.traffic_routing else {
+        return "no router: pod counts approximate the weights (header routes need one)".into();
+    };
+    if let Some(g) = &t.gateway_api {
+        return format!("traffic split by HTTPRoute {} (Gateway API)", g.http_route);
+    }
+    match &t.istio {
+        Some(i) if i.virtual_service.routes.is_empty() => format!(
+            "traffic split by VirtualService {} (Istio), every route naming both Services",
+            i.virtual_service.name
+        ),
+        Some(i) => format!(
+            "traffic split by VirtualService {} (Istio), routes {}",
+            i.virtual_service.name,
+            i.virtual_service.routes.join(", ")
+        ),
+        None => "no router".into(),
+    }
+}
+
+/// The plan of a canary: each step as `canary_preview` sees it, then the promotion.
+fn plan_canary(
+    name: &str,
+    spec: &ZeroDowntimeRolloutSpec,
+    c: &CanaryStrategy,
+    canary: &Canary,
+    valid: &Valid,
+) -> String {
+    let mut out = String::new();
+    let r = spec.replicas;
+    let _ = writeln!(
+        out,
+        "rollout {name}: canary of {r} replicas, stable Service {}, canary Service {}, {}",
+        c.stable_service,
+        c.canary_service,
+        router(c)
+    );
+    let _ = writeln!(
+        out,
+        "  maxSurge {} -> {} pod(s), maxUnavailable {} -> {} pod(s): pods never exceed {}, available pods never fall below {}; a weight rises only once the canary pods it needs are available",
+        show(&c.max_surge),
+        valid.max_surge,
+        show(&c.max_unavailable),
+        valid.max_unavailable,
+        r + valid.max_surge,
+        (r - valid.max_unavailable).max(0)
+    );
+    if spec.paused {
+        let _ = writeln!(
+            out,
+            "  spec.paused is true: nothing happens until it is resumed"
+        );
+    }
+    let metrics: Vec<&str> = spec
+        .analysis
+        .iter()
+        .flat_map(|a| a.metrics.iter().map(|m| m.name.as_str()))
+        .collect();
+    let preview = canary_preview(r, canary, valid.max_surge, valid.max_unavailable);
+    for p in &preview {
+        render_preview(&mut out, name, p, canary, &metrics);
+    }
+    out
+}
+
+/// One step (or the promotion) of a canary plan: what it does, what stands once it is done,
+/// what it waits for.
+fn render_preview(
+    out: &mut String,
+    name: &str,
+    p: &StepPreview,
+    canary: &Canary,
+    metrics: &[&str],
+) {
+    let what = match (&p.kind, canary.steps.get(p.index)) {
+        (PreviewKind::Promotion, _) | (_, None) => "promotion: the canary becomes stable".into(),
+        (PreviewKind::Analysis, _) => format!("analysis of {}", metrics.join(", ")),
+        (_, Some(step)) => describe::step(step),
+    };
+    let label = if p.kind == PreviewKind::Promotion {
+        "then".to_string()
+    } else {
+        format!("step {}", p.index)
+    };
+    let _ = writeln!(out, "  {label}: {what}");
+    let routes = if p.routes.is_empty() {
+        String::new()
+    } else {
+        let rs: Vec<String> = p.routes.iter().map(describe::route).collect();
+        format!(", header routes {}", rs.join(", "))
+    };
+    let waits = match p.gate {
+        Gate::Pods if p.kind == PreviewKind::Promotion => {
+            "the canary pods to carry all the traffic, then the stable Service selects the new revision, the weight returns to 0, header routes go and the old pods drain".into()
+        }
+        Gate::Pods if canary.routed => format!(
+            "{} available canary pod(s) and the router carrying this traffic",
+            p.canary_pods
+        ),
+        Gate::Pods => format!(
+            "{} available canary pod(s) and the stable side down to {} pod(s)",
+            p.canary_pods, p.stable_pods
+        ),
+        Gate::Pause(d) => describe::duration(d),
+        Gate::Promote => format!("`kubectl zdr promote {name}`"),
+        Gate::Analysis => {
+            "every metric to pass a measurement taken after the step started (a failure aborts)"
+                .into()
+        }
+    };
+    let _ = writeln!(
+        out,
+        "    weight {}%{routes}, canary {} pod(s), stable {} pod(s); waits for {waits}",
+        p.weight, p.canary_pods, p.stable_pods
+    );
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -296,28 +364,88 @@ mod tests {
     }
 
     #[test]
-    fn canary_plan_lists_steps_and_weights() {
+    fn canary_plan_lists_steps_weights_pods_and_gates() {
+        let mut z = zdr(
+            json!({"canary": {"stableService": "s", "canaryService": "c",
+            "trafficRouting": {"gatewayAPI": {"httpRoute": "web"}},
+            "steps": [{"setWeight": 10},
+                {"setHeaderRoute": {"name": "beta", "match": [
+                    {"headerName": "X-Canary", "headerValue": {"prefix": "be"}}]}},
+                {"analysis": {}}, {"pause": {"duration": "2m"}}, {"pause": {}},
+                {"setHeaderRoute": {"name": "beta"}}, {"setWeight": 50}]}}),
+            10,
+        );
+        z.spec.analysis = Some(
+            serde_json::from_value(json!({
+                "prometheus": {"address": "http://p:9090"},
+                "metrics": [{"name": "error-rate", "query": "q", "successCondition": "result < 0.01"}],
+            }))
+            .unwrap(),
+        );
+        let out = plan_rollout(&z, &PlanOptions::default()).unwrap();
+        let expect = [
+            "rollout web: canary of 10 replicas, stable Service s, canary Service c, traffic split by HTTPRoute web (Gateway API)",
+            "  maxSurge 25% -> 3 pod(s), maxUnavailable 0 -> 0 pod(s): pods never exceed 13, available pods never fall below 10; a weight rises only once the canary pods it needs are available",
+            "  step 0: set weight 10%",
+            "    weight 10%, canary 1 pod(s), stable 9 pod(s); waits for 1 available canary pod(s) and the router carrying this traffic",
+            "  step 1: header route beta (X-Canary starts with \"be\")",
+            "    weight 10%, header routes beta (X-Canary starts with \"be\"), canary 1 pod(s), stable 9 pod(s); waits for 1 available canary pod(s) and the router carrying this traffic",
+            "  step 2: analysis of error-rate",
+            "    weight 10%, header routes beta (X-Canary starts with \"be\"), canary 1 pod(s), stable 9 pod(s); waits for every metric to pass a measurement taken after the step started (a failure aborts)",
+            "  step 3: pause 2m",
+            "    weight 10%, header routes beta (X-Canary starts with \"be\"), canary 1 pod(s), stable 9 pod(s); waits for 2m",
+            "  step 4: pause until promoted",
+            "    weight 10%, header routes beta (X-Canary starts with \"be\"), canary 1 pod(s), stable 9 pod(s); waits for `kubectl zdr promote web`",
+            "  step 5: remove header route beta",
+            "    weight 10%, canary 1 pod(s), stable 9 pod(s); waits for 1 available canary pod(s) and the router carrying this traffic",
+            "  step 6: set weight 50%",
+            "    weight 50%, canary 5 pod(s), stable 5 pod(s); waits for 5 available canary pod(s) and the router carrying this traffic",
+            "  then: promotion: the canary becomes stable",
+            "    weight 0%, canary 10 pod(s), stable 0 pod(s); waits for the canary pods to carry all the traffic, then the stable Service selects the new revision, the weight returns to 0, header routes go and the old pods drain",
+        ];
+        assert_eq!(out.lines().collect::<Vec<_>>(), expect, "{out}");
+    }
+
+    #[test]
+    fn canary_plan_without_a_router_splits_by_pods() {
         let out = plan_rollout(
             &zdr(
-                json!({"canary": {"stableService": "s", "canaryService": "c",
-                "steps": [{"setWeight": 10}, {"pause": {}}, {"setWeight": 50}]}}),
-                10,
+                json!({"canary": {"stableService": "s", "canaryService": "c", "maxSurge": 1,
+                "steps": [{"setWeight": 30}, {"setCanaryScale": {"replicas": 2}}, {"pause": {}}]}}),
+                4,
             ),
             &PlanOptions::default(),
         )
         .unwrap();
         assert!(
-            out.contains("step 0: set weight 10%: 1 canary pod(s)"),
+            out.contains("no router: pod counts approximate the weights"),
             "{out}"
         );
         assert!(
-            out.contains("step 1: pause until `kubectl zdr promote` (weight 10%)"),
+            out.contains("weight 30%, canary 2 pod(s), stable 2 pod(s); waits for 2 available canary pod(s) and the stable side down to 2 pod(s)"),
             "{out}"
         );
+        assert!(out.contains("  step 1: canary scale: 2 pod(s)"), "{out}");
         assert!(
-            out.contains("step 2: set weight 50%: 5 canary pod(s)"),
+            out.contains("  then: promotion: the canary becomes stable\n    weight 0%, canary 4 pod(s), stable 0 pod(s)"),
             "{out}"
         );
+    }
+
+    #[test]
+    fn canary_plan_refuses_an_invalid_canary() {
+        let e = plan_rollout(
+            &zdr(
+                json!({"canary": {"stableService": "s", "canaryService": "c",
+                "steps": [{"setHeaderRoute": {"name": "b", "match": [
+                    {"headerName": "X", "headerValue": {"exact": "1"}}]}}]}}),
+                4,
+            ),
+            &PlanOptions::default(),
+        )
+        .unwrap_err()
+        .to_string();
+        assert!(e.contains("HeaderRouteWithoutRouter"), "{e}");
     }
 
     #[test]
