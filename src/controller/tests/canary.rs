@@ -141,7 +141,7 @@ async fn the_canary_service_moves_first_then_the_weight_keeping_foreign_rules() 
 #[tokio::test]
 async fn a_missing_httproute_is_reported_and_nothing_moves() {
     let mut h = harness(NOW);
-    let (zdr, old, new) = at_step_zero(&mut h, "old");
+    let (zdr, old, _) = at_step_zero(&mut h, "old");
     let task = tokio::spawn(reconcile(Arc::new(zdr), h.ctx.clone()));
     h.api
         .expect(Method::GET, STABLE, service("web-stable", &old))
