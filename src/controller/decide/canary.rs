@@ -283,7 +283,7 @@ fn hold(s: &Snapshot, plan: &CanaryPlan) -> Option<(HoldReason, String)> {
             HoldReason::CanaryPauseStep,
             format!(
                 "step {}: paused for {}s more; kubectl zdr promote {} skips the rest",
-                plan.step + 1,
+                plan.step,
                 remaining.as_secs(),
                 s.name
             ),
@@ -292,7 +292,7 @@ fn hold(s: &Snapshot, plan: &CanaryPlan) -> Option<(HoldReason, String)> {
             HoldReason::AwaitingPromotion,
             format!(
                 "step {}: waiting for kubectl zdr promote {}",
-                plan.step + 1,
+                plan.step,
                 s.name
             ),
         )),
@@ -331,7 +331,7 @@ fn message(s: &Snapshot, c: &Canary, plan: &CanaryPlan, sides: &Sides, b: &Basis
         sides.stable.available
     );
     let head = match c.steps.get(plan.step) {
-        Some(step) => format!("step {}/{n} ({})", plan.step + 1, describe(step)),
+        Some(step) => format!("step {} of 0-{} ({})", plan.step, n - 1, describe(step)),
         None if plan.promoted => "promoted: retiring old pods".to_string(),
         None => format!(
             "promoting: {}/{} canary pods available",
@@ -365,9 +365,10 @@ fn step_note(s: &Snapshot, step: usize) -> Note {
     let n = c.map_or(0, |c| c.steps.len());
     let message = match c.and_then(|c| c.steps.get(step)) {
         Some(st) => format!(
-            "revision {}: step {}/{n} ({}) started",
+            "revision {}: step {} of 0-{} ({}) started",
             s.update,
-            step + 1,
+            step,
+            n - 1,
             describe(st)
         ),
         None => format!("revision {}: every step done, promoting", s.update),

@@ -139,7 +139,7 @@ fn a_new_template_starts_at_step_zero_and_creates_the_canary() {
     assert_eq!((tr.weight, tr.canary_selects.as_str()), (0, "old"));
     assert_eq!(d.status.phase, Some(Phase::Progressing));
     let msg = d.status.message.unwrap();
-    assert!(msg.starts_with("step 1/2 (setWeight 25)"), "{msg}");
+    assert!(msg.starts_with("step 0 of 0-1 (setWeight 25)"), "{msg}");
     assert!(msg.contains("waiting for canary pods: 0/1"), "{msg}");
     assert!(d.events.iter().any(|e| e.reason == "CanaryStep"));
 }
