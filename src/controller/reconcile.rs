@@ -183,40 +183,82 @@ async fn reconcile_one(zdr: &ZeroDowntimeRollout, ctx: &Context) -> Result<Actio
     let analysis_wake = measured.analysis.as_ref().and_then(|a| a.wake);
     let decision = decide::decide(&snapshot, &measured, now);
 
-    // Execute: events, traffic before pods, pods, pruning, status.
-    if let Some(reason) = decision.abort {
-        ctx.metrics.abort(reason.as_str());
-    }
-    for note in decision.events.iter().filter(|n| n.action == "Abort") {
-        emit(&writer, note).await;
-    }
-    if let (Some(traffic), Some(canary)) = (&decision.traffic, &zdr.spec.strategy.canary) {
-        let written = super::traffic::write(ctx, &ns, canary, traffic).await;
-        report_traffic(&writer, zdr, &prev, written, now).await?;
-    }
-    let mut wake: Vec<Duration> = decision.wake.into_iter().chain(analysis_wake).collect();
-    let templates = templates(&revs, &update_hash, &zdr.spec.template);
-    wake.extend(execute(&writer, ctx, &key, &obs, &decision.plan, &templates, now).await?);
-    let mut keep: BTreeSet<String> = views.iter().filter_map(|v| v.revision.clone()).collect();
-    keep.insert(update_hash.clone());
-    keep.extend(decision.stable_after.clone());
-    for old in revisions::to_prune(
-        &revs,
-        zdr.spec.revision_history_limit.max(0) as usize,
-        &keep,
-    ) {
-        writer.delete_revision(&old).await?;
-    }
-    if zdr.status.as_ref() != Some(&decision.status) {
-        for note in decision.events.iter().filter(|n| n.action != "Abort") {
-            emit(&writer, note).await;
+    let wake = decision.wake.into_iter().chain(analysis_wake).collect();
+    let run = Run {
+        writer: &writer,
+        ctx,
+        zdr,
+        key: &key,
+        obs: &obs,
+        update: &update_hash,
+        now,
+    };
+    run.execute(decision, &views, wake).await
+}
+
+/// What the execute step of one reconcile works with.
+struct Run<'a> {
+    writer: &'a Writer<'a>,
+    ctx: &'a Context,
+    zdr: &'a ZeroDowntimeRollout,
+    key: &'a str,
+    obs: &'a Observed,
+    update: &'a str,
+    now: jiff::Timestamp,
+}
+
+impl Run<'_> {
+    /// Executes `decision`: the abort Event, traffic before pods, the pods, pruning, status and
+    /// the other Events. Returns when to come back.
+    async fn execute(
+        &self,
+        decision: decide::Decision,
+        views: &[planner::PodView],
+        mut wake: Vec<Duration>,
+    ) -> Result<Action> {
+        let (zdr, writer, now) = (self.zdr, self.writer, self.now);
+        if let Some(reason) = decision.abort {
+            self.ctx.metrics.abort(reason.as_str());
         }
-        writer.status(&decision.status).await?;
+        for note in decision.events.iter().filter(|n| n.action == "Abort") {
+            emit(writer, note).await;
+        }
+        if let (Some(traffic), Some(canary)) = (&decision.traffic, &zdr.spec.strategy.canary) {
+            let ns = zdr.namespace().unwrap_or_default();
+            let written = super::traffic::write(self.ctx, &ns, canary, traffic).await;
+            let prev = zdr.status.clone().unwrap_or_default();
+            report_traffic(writer, zdr, &prev, written, now).await?;
+        }
+        let revs: Vec<&ControllerRevision> = self.obs.revisions.iter().map(AsRef::as_ref).collect();
+        let templates = templates(&revs, self.update, &zdr.spec.template);
+        let pods = execute(
+            writer,
+            self.ctx,
+            self.key,
+            self.obs,
+            &decision.plan,
+            &templates,
+            now,
+        );
+        wake.extend(pods.await?);
+        let mut keep: BTreeSet<String> = views.iter().filter_map(|v| v.revision.clone()).collect();
+        keep.insert(self.update.to_string());
+        keep.extend(decision.stable_after.clone());
+        let limit = zdr.spec.revision_history_limit.max(0) as usize;
+        for old in revisions::to_prune(&revs, limit, &keep) {
+            writer.delete_revision(&old).await?;
+        }
+        if zdr.status.as_ref() != Some(&decision.status) {
+            for note in decision.events.iter().filter(|n| n.action != "Abort") {
+                emit(writer, note).await;
+            }
+            writer.status(&decision.status).await?;
+        }
+        Ok(match wake.into_iter().min() {
+            Some(d) => Action::requeue(d.max(Duration::from_millis(100))),
+            None => Action::await_change(),
+        })
     }
-    Ok(match wake.into_iter().min() {
-        Some(d) => Action::requeue(d.max(Duration::from_millis(100))),
-        None => Action::await_change(),
-    })
 }
 
 /// Status and an Event for a spec the controller cannot act on; waits for the next change.

@@ -21,4 +21,6 @@ pub use summary::{Progress, Summary, summarize};
 mod tests;
 
 #[cfg(test)]
+mod canary_sim_tests;
+#[cfg(test)]
 mod canary_tests;

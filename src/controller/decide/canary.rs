@@ -292,8 +292,7 @@ fn hold(s: &Snapshot, plan: &CanaryPlan) -> Option<(HoldReason, String)> {
             HoldReason::AwaitingPromotion,
             format!(
                 "step {}: waiting for kubectl zdr promote {}",
-                plan.step,
-                s.name
+                plan.step, s.name
             ),
         )),
         _ => None,

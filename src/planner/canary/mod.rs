@@ -10,9 +10,16 @@ use std::time::Duration;
 
 use jiff::Timestamp;
 
+mod capacity;
+mod retire;
+
+pub use capacity::{pods_for, serving_floor, stable_need};
+pub use retire::retire;
+
 use super::model::{Params, Plan, PodView};
 use super::split::{self, Want};
 use crate::crd::HeaderRoute;
+use capacity::{approximate_weight, feasible_weight};
 
 /// One validated canary step.
 #[derive(Clone, Debug, PartialEq)]
@@ -479,76 +486,6 @@ fn forward_pods(
     split::plan(&p.pods, pods, &wants, now)
 }
 
-/// Available pods a side needs to carry `percent` of the traffic when no pod may carry more
-/// than 1/(replicas − maxUnavailable) of it: the load a pod carries in a rolling update at its
-/// largest allowed dip. At least one pod for any traffic at all.
-pub fn pods_for(p: &Params, percent: i32) -> i32 {
-    if percent <= 0 {
-        return 0;
-    }
-    ceil_percent((p.replicas - p.max_unavailable).max(0), percent).max(1)
-}
-
-/// Available pods the stable side needs for `percent` of the traffic: as [`pods_for`], with one
-/// point of the weight's rounding given to the stable side, so that a cluster without surge
-/// room (maxSurge 0) can always take the next pod from stable to canary.
-pub fn stable_need(p: &Params, percent: i32) -> i32 {
-    if percent <= 0 || p.replicas <= p.max_unavailable {
-        // maxUnavailable covers every replica: the user accepts no capacity at all.
-        return 0;
-    }
-    pods_for(p, percent - 1).max(1)
-}
-
-/// Canary pods the applied traffic needs (at least one while a header route is applied).
-pub fn serving_floor(p: &Params, applied: &Applied) -> i32 {
-    let n = pods_for(p, applied.weight);
-    if applied.routes.is_empty() {
-        n
-    } else {
-        n.max(1)
-    }
-}
-
-/// The weight to write: `want` when both sides can take it; else the feasible weight between
-/// the applied one and `want` closest to `want`; else (pods were lost) the feasible weight
-/// closest to the applied one. A weight is feasible when each side has the available pods its
-/// share needs ([`pods_for`]; the canary's need capped by its scale).
-fn feasible_weight(
-    p: &CanaryParams,
-    applied: i32,
-    want: i32,
-    sides: &split::Sides,
-    cap: i32,
-) -> i32 {
-    let feasible = |w: i32| {
-        let canary_need = pods_for(&p.pods, w).min(cap.max(1));
-        let stable_need = stable_need(&p.pods, 100 - w);
-        sides.canary.available >= canary_need && sides.stable.available >= stable_need
-    };
-    let (lo, hi) = (applied.min(want), applied.max(want));
-    let towards_want = (lo..=hi)
-        .filter(|w| feasible(*w))
-        .min_by_key(|w| (w - want).abs());
-    towards_want
-        .or_else(|| {
-            (0..=100)
-                .filter(|w| feasible(*w))
-                .min_by_key(|w| (w - applied).abs())
-        })
-        .unwrap_or(applied)
-}
-
-/// Without a router: the canary's share of available pods, in percent.
-fn approximate_weight(sides: &split::Sides) -> i32 {
-    let total = sides.canary.available + sides.stable.available;
-    if total == 0 {
-        0
-    } else {
-        100 * sides.canary.available / total
-    }
-}
-
 /// After the last step (or a full promotion): the canary takes all the weight as its pods
 /// become available (the stable side shrinking as the weight allows), then the stable Service
 /// selects it with the weight back to 0 and no header routes, then the rolling planner retires
@@ -610,64 +547,6 @@ fn promote(
         step_started: started,
         traffic,
         promoted,
-        wake: None,
-    }
-}
-
-/// One observation of a canary being retired: after an abort, a rollback to the stable
-/// template, or a new template while another canary served. Header routes go at once; the
-/// weight drops as fast as the stable side can take it (less maxUnavailable); the canary
-/// Service goes back to stable once no traffic reaches it; canary pods go only down to what
-/// the applied traffic needs, then all of them.
-pub fn retire(
-    p: &Params,
-    applied: &Applied,
-    routed: bool,
-    pods: &[PodView],
-    now: Timestamp,
-) -> CanaryPlan {
-    let stable = p.target_revision.as_str();
-    let old = applied
-        .canary_selects
-        .clone()
-        .filter(|r| r != stable)
-        .unwrap_or_default();
-    let sides = split::Sides::of(pods, &old, stable, p, now);
-    let cp = CanaryParams {
-        pods: p.clone(),
-        steps: Vec::new(),
-        routed,
-    };
-    let weight = if routed {
-        feasible_weight(&cp, applied.weight, 0, &sides, p.replicas)
-    } else {
-        0
-    };
-    let drained = !applied.canary_in_traffic();
-    let traffic = TrafficPlan {
-        weight,
-        routes: Vec::new(),
-        stable_selects: stable.to_string(),
-        canary_selects: if drained || old.is_empty() {
-            stable.to_string()
-        } else {
-            old.clone()
-        },
-    };
-    let mut wants = vec![Want::new(stable, p.replicas, 0)];
-    if !old.is_empty() {
-        let floor = if routed { serving_floor(p, applied) } else { 0 };
-        wants.push(Want::new(&old, 0, floor));
-    }
-    let mut pods_plan = split::plan(p, pods, &wants, now);
-    pods_plan.complete = pods_plan.complete && drained && traffic.canary_selects == stable;
-    CanaryPlan {
-        pods: pods_plan,
-        step: 0,
-        step_started: now,
-        traffic,
-        waiting: None,
-        promoted: false,
         wake: None,
     }
 }
