@@ -19,6 +19,17 @@ fn route(stable_weight: i64, canary_weight: i64) -> Value {
                                 {"name": "web-canary", "port": 80, "weight": canary_weight}]}]}})
 }
 
+impl Verifier {
+    /// Expects the GETs of the stable and canary Services, answering with the revisions they
+    /// select.
+    async fn expect_services(&mut self, stable: &str, canary: &str) {
+        self.expect(Method::GET, STABLE, service("web-stable", stable))
+            .await;
+        self.expect(Method::GET, CANARY, service("web-canary", canary))
+            .await;
+    }
+}
+
 const ROUTE: &str = "/apis/gateway.networking.k8s.io/v1/namespaces/ns/httproutes/web";
 const STABLE: &str = "/api/v1/namespaces/ns/services/web-stable";
 const CANARY: &str = "/api/v1/namespaces/ns/services/web-canary";
@@ -67,21 +78,11 @@ async fn the_canary_service_moves_first_then_the_weight_keeping_foreign_rules() 
     let (zdr, old, new) = at_step_zero(&mut h, "old");
     let task = tokio::spawn(reconcile(Arc::new(zdr.clone()), h.ctx.clone()));
     // Read what the Services and the router carry now.
-    h.api
-        .expect(Method::GET, STABLE, service("web-stable", &old))
-        .await;
-    h.api
-        .expect(Method::GET, CANARY, service("web-canary", &old))
-        .await;
+    h.api.expect_services(&old, &old).await;
     h.api.expect(Method::GET, ROUTE, route(100, 0)).await;
     // A ready canary pod and no canary traffic: the canary Service moves to it (merge patch,
     // the user's `app` key untouched); the weight waits for the next observation.
-    h.api
-        .expect(Method::GET, STABLE, service("web-stable", &old))
-        .await;
-    h.api
-        .expect(Method::GET, CANARY, service("web-canary", &old))
-        .await;
+    h.api.expect_services(&old, &old).await;
     let patch = h
         .api
         .expect(
@@ -108,20 +109,10 @@ async fn the_canary_service_moves_first_then_the_weight_keeping_foreign_rules() 
     let mut h = harness(NOW);
     let (zdr, old, new) = at_step_zero(&mut h, "new");
     let task = tokio::spawn(reconcile(Arc::new(zdr), h.ctx.clone()));
-    h.api
-        .expect(Method::GET, STABLE, service("web-stable", &old))
-        .await;
-    h.api
-        .expect(Method::GET, CANARY, service("web-canary", &new))
-        .await;
-    h.api.expect(Method::GET, ROUTE, route(100, 0)).await;
-    h.api
-        .expect(Method::GET, STABLE, service("web-stable", &old))
-        .await;
-    h.api
-        .expect(Method::GET, CANARY, service("web-canary", &new))
-        .await;
-    h.api.expect(Method::GET, ROUTE, route(100, 0)).await;
+    for _ in 0..2 {
+        h.api.expect_services(&old, &new).await;
+        h.api.expect(Method::GET, ROUTE, route(100, 0)).await;
+    }
     let put = h
         .api
         .expect(
@@ -143,12 +134,7 @@ async fn a_missing_httproute_is_reported_and_nothing_moves() {
     let mut h = harness(NOW);
     let (zdr, old, _) = at_step_zero(&mut h, "old");
     let task = tokio::spawn(reconcile(Arc::new(zdr), h.ctx.clone()));
-    h.api
-        .expect(Method::GET, STABLE, service("web-stable", &old))
-        .await;
-    h.api
-        .expect(Method::GET, CANARY, service("web-canary", &old))
-        .await;
+    h.api.expect_services(&old, &old).await;
     let not_found = json!({"kind": "Status", "apiVersion": "v1", "status": "Failure",
                            "reason": "NotFound", "code": 404, "message": "httproutes \"web\" not found"});
     h.api
