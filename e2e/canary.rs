@@ -119,6 +119,7 @@ impl Canary {
         let mut env = setup(test).await?;
         if !gateway::ensure_crds(test, &env.client).await {
             env.teardown().await;
+            gateway::missing_crds();
             return None;
         }
         let t0 = Instant::now();
