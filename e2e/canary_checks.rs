@@ -28,6 +28,18 @@ impl Scenario {
         (self.replicas * w + 99) / 100
     }
 
+    /// Ready pods the stable Service needs for weight `s` (maxUnavailable 0): its share with one
+    /// point of the weight's rounding given to the stable side, as the controller documents
+    /// (`planner::canary::stable_need`: so that a cluster without surge room can always move
+    /// the next pod), and at least one.
+    pub fn stable_need(&self, s: i64) -> i64 {
+        if s <= 0 {
+            0
+        } else {
+            self.ceil_pct(s - 1).max(1)
+        }
+    }
+
     /// Canary pods step `i` needs: its weight's share, at least one with a header route.
     pub fn need(&self, i: usize) -> i64 {
         let (w, header) = self.settings[i];
@@ -66,10 +78,10 @@ pub fn invariants(
     }
     let s = v.stable.unwrap_or(0);
     let stable_ready = stable_sel.as_deref().map_or(0, |r| w.ready(r));
-    if s > 0 && stable_ready < sc.ceil_pct(s) {
+    if s > 0 && stable_ready < sc.stable_need(s) {
         problems.push(format!(
             "stable weight {s} while the stable Service selects {stable_sel:?} with {stable_ready} Ready pods (need {})",
-            sc.ceil_pct(s)
+            sc.stable_need(s)
         ));
     }
     let canary_ready = canary_sel.as_deref().map_or(0, |r| w.ready(r));
@@ -119,6 +131,18 @@ pub fn invariants(
         Obj::Rollout(z) => {
             let old = before.rollout.as_ref().and_then(|b| b.status.as_ref());
             if let Some(st) = z.status.as_ref().filter(|s| Some(*s) != old) {
+                // Healthy: every pod runs the update revision and is available; the update
+                // revision is then the stable one.
+                if st.phase == Some(Phase::Healthy) {
+                    let update = st.update_revision.clone().unwrap_or_default();
+                    let old = w.serving_other_than(&update);
+                    if st.stable_revision.as_deref() != Some(update.as_str()) || !old.is_empty() {
+                        problems.push(format!(
+                            "phase Healthy at step {:?} while stableRevision {:?} != updateRevision {update:?} or pods of another revision are in service: {old:?}",
+                            st.current_step_index, st.stable_revision
+                        ));
+                    }
+                }
                 if let Some(cw) = st.canary_weight.map(i64::from).filter(|cw| *cw != c) {
                     problems.push(format!(
                         "status.canaryWeight {cw} but the route gives the canary {c}"

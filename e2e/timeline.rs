@@ -285,6 +285,7 @@ impl Recorder {
         let entries = self.entries();
         let mut world = World::new(&self.names);
         let mut history: Vec<String> = Vec::new();
+        let mut failure: Option<(String, usize)> = None;
         for e in &entries {
             let before = world.clone();
             world.apply(e);
@@ -292,13 +293,21 @@ impl Recorder {
                 continue;
             }
             history.push(world.line(e));
-            if let Err(problem) = check(&world, &before, e) {
-                let tail = history[history.len().saturating_sub(60)..].join("\n");
-                panic!(
-                    "{}: {what}: at resourceVersion {} (+{} ms): {problem}\nlast states (rv +ms what | route | services stable/canary | ready pods per revision | status):\n{tail}",
-                    self.names.ns, e.rv, e.ms
-                );
+            if failure.is_none()
+                && let Err(problem) = check(&world, &before, e)
+            {
+                let at = format!("at resourceVersion {} (+{} ms): {problem}", e.rv, e.ms);
+                failure = Some((at, history.len()));
+                history.push(format!("^^^ {problem}"));
             }
+        }
+        let file = self.write_history(&history);
+        if let Some((at, n)) = failure {
+            let tail = history[n.saturating_sub(60)..n].join("\n");
+            panic!(
+                "{}: {what}: {at}\nthe states before (rv +ms what | route weights stable/canary, zdr rules | revision the stable/canary Service selects | (ready, alive) pods per revision | status); all of them in {file}:\n{tail}",
+                self.names.ns
+            );
         }
         let errors = lock(&self.shared).errors.clone();
         if !errors.is_empty() {
@@ -345,6 +354,16 @@ impl Recorder {
     }
 }
 
+impl Recorder {
+    /// Writes the replayed states to `<target>/tmp/<namespace>-timeline.txt`; returns its path.
+    fn write_history(&self, history: &[String]) -> String {
+        let path = std::path::PathBuf::from(env!("CARGO_TARGET_TMPDIR"))
+            .join(format!("{}-timeline.txt", self.names.ns));
+        let _ = std::fs::write(&path, history.join("\n") + "\n");
+        path.display().to_string()
+    }
+}
+
 impl Drop for Recorder {
     fn drop(&mut self) {
         for t in &self.tasks {
@@ -367,6 +386,14 @@ pub struct World {
 pub fn is_ready(p: &Pod) -> bool {
     (p.status.as_ref().and_then(|s| s.conditions.as_ref()))
         .is_some_and(|cs| cs.iter().any(|c| c.type_ == "Ready" && c.status == "True"))
+}
+
+/// Taken out of traffic by the controller: its readiness gate `zdr.dev/serving` is False.
+fn retiring(p: &Pod) -> bool {
+    (p.status.as_ref().and_then(|s| s.conditions.as_ref())).is_some_and(|cs| {
+        cs.iter()
+            .any(|c| c.type_ == zdr::crd::READINESS_GATE && c.status == "False")
+    })
 }
 
 /// Finished (Succeeded or Failed).
@@ -416,6 +443,16 @@ impl World {
             .filter(|p| revision(p) == Some(rev) && is_ready(p))
             .filter(|p| p.metadata.deletion_timestamp.is_none() && !finished(p))
             .count() as i64
+    }
+
+    /// Pods in service that do not run `rev`: Ready, not being deleted, and not taken out of
+    /// traffic by the controller (its `zdr.dev/serving` gate is not False).
+    pub fn serving_other_than(&self, rev: &str) -> Vec<String> {
+        (self.pods.values())
+            .filter(|p| revision(p) != Some(rev) && is_ready(p) && !finished(p))
+            .filter(|p| p.metadata.deletion_timestamp.is_none() && !retiring(p))
+            .map(|p| p.name_any())
+            .collect()
     }
 
     /// Pods of `rev` that exist and are not being deleted.
@@ -487,8 +524,9 @@ impl World {
             .and_then(|z| z.status.as_ref())
             .map(|s| {
                 format!(
-                    "{:?} step={:?} weight={:?} routes={:?} services={:?}",
+                    "{:?} stable={:?} step={:?} weight={:?} routes={:?} services={:?}",
                     s.phase,
+                    s.stable_revision,
                     s.current_step_index,
                     s.canary_weight,
                     s.header_routes,
