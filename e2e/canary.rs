@@ -13,13 +13,15 @@
 //!   test wrote;
 //! - a weight w > 0 to the canary Service only while it selects the canary revision and
 //!   ceil(replicas × w / 100) of its pods are Ready (not being deleted); the stable Service's
-//!   weight s only while ceil(replicas × s / 100) pods of its revision are Ready
-//!   (maxUnavailable 0); a `zdr-` rule only while the canary Service has a Ready pod;
+//!   weight s only while ceil(replicas × (s − 1) / 100), at least 1, pods of its revision are
+//!   Ready (maxUnavailable 0, one point of rounding to the stable side as the controller
+//!   documents); a `zdr-` rule only while the canary Service has a Ready pod;
 //! - a Service switches to a revision only with Ready pods (the stable one: all replicas);
 //! - no pod is deleted while Ready; no canary pod is deleted while the route still gives the
 //!   canary a weight or a `zdr-` rule;
 //! - status records what was applied: `canaryWeight`, `headerRoutes` and `services` equal the
-//!   route and the Services at each status write;
+//!   route and the Services at each status write; `Healthy` only once the update is the stable
+//!   revision and no pod of another revision is in service;
 //! - steps run in order: step k begins only after the route carried step k-1's weight and
 //!   header routes with the canary pods that needs; the indefinite pause ends only after
 //!   `zdr.dev/promote: <rev>/<step>`; the 1s pause lasts at least 1s.
