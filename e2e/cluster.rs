@@ -54,7 +54,7 @@ pub fn env_flag(name: &str) -> bool {
 }
 
 /// Bound of every wait: `ZDR_E2E_TIMEOUT_SECONDS`, default 300.
-fn timeout() -> Duration {
+pub fn timeout() -> Duration {
     let secs = std::env::var("ZDR_E2E_TIMEOUT_SECONDS")
         .ok()
         .and_then(|s| s.parse().ok())

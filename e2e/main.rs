@@ -1,7 +1,7 @@
 //! End-to-end tests of zdr against a real Kubernetes cluster (kind, k3d, the local control plane
 //! of `../shared/k8s`, any conformant one): rolling update and rollback under the
-//! surge/availability bounds, `paused`, the progress deadline, and an update aborted by its SLO
-//! analysis. See docs/e2e.md.
+//! surge/availability bounds, `paused`, the progress deadline, an update aborted by its SLO
+//! analysis, and canaries through a Gateway API HTTPRoute. See docs/e2e.md.
 //!
 //! They run only when `KUBECONFIG` names a reachable cluster; otherwise each test prints
 //! `SKIPPED: no cluster: <why>` and passes, unless `ZDR_REQUIRE_CLUSTER=1` makes that a failure.
@@ -14,16 +14,20 @@
 //! a real network: `-- --skip traffic_` leaves them out on the simulated kubelet.
 
 mod analysis;
+mod canary;
+mod canary_checks;
 mod chaos;
 mod cluster;
 mod deadline;
 mod examples;
+mod gateway;
 mod paused;
 mod pods;
 mod rbac;
 mod restart;
 mod rolling;
 mod suite;
+mod timeline;
 
 use suite::{Body, Test};
 
@@ -69,6 +73,8 @@ fn main() -> std::process::ExitCode {
 fn tests() -> Vec<Test> {
     vec![
         on_cluster!(analysis::a_failing_analysis_aborts_the_update_and_rolls_back_to_stable),
+        on_cluster!(canary::canary_through_a_header_route_two_weights_and_promotion),
+        on_cluster!(canary::canary_aborted_in_the_middle_returns_the_weight_before_removing_pods),
         on_cluster!(deadline::progress_deadline_marks_the_rollout_degraded),
         on_cluster!(examples::the_api_server_accepts_every_example_and_rejects_both_zero),
         on_cluster!(paused::paused_rollout_makes_no_progress_until_resumed),
@@ -96,7 +102,7 @@ fn every_test_function_is_listed() {
     let listed: Vec<&str> = tests().iter().map(|t| t.name).collect();
     let dir = concat!(env!("CARGO_MANIFEST_DIR"), "/e2e");
     let modules = [
-        "analysis", "deadline", "examples", "paused", "restart", "rolling",
+        "analysis", "canary", "deadline", "examples", "paused", "restart", "rolling",
     ];
     let mut missing = Vec::new();
     for m in modules {

@@ -96,7 +96,12 @@ app.kubernetes.io/part-of: zdr
 - apiGroups: [""]
   resources: ["events"]
   verbs: ["create", "patch"]
+# Canary traffic: the router reads the HTTPRoute or VirtualService and writes it back
+# (read-modify-write with the resourceVersion: update; or a patch).
 - apiGroups: ["gateway.networking.k8s.io"]
   resources: ["httproutes"]
-  verbs: ["get", "list", "watch", "patch"]
+  verbs: ["get", "list", "watch", "patch", "update"]
+- apiGroups: ["networking.istio.io"]
+  resources: ["virtualservices"]
+  verbs: ["get", "update", "patch"]
 {{- end }}
