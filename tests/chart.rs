@@ -232,15 +232,12 @@ const REQUIRED_RULES: &[(&str, &str, &[&str])] = &[
         "endpointslices",
         &["get", "list", "watch"],
     ),
-    ("", "services", &["get", "list", "watch", "patch"]),
+    ("", "services", &["get", "patch"]),
     ("", "secrets", &["get"]),
     ("events.k8s.io", "events", &["create", "patch"]),
     ("", "events", &["create", "patch"]),
-    (
-        "gateway.networking.k8s.io",
-        "httproutes",
-        &["get", "list", "watch", "patch"],
-    ),
+    ("gateway.networking.k8s.io", "httproutes", &["get", "update"]),
+    ("networking.istio.io", "virtualservices", &["get", "update"]),
 ];
 const LEASE_RULE: (&str, &str, &[&str]) = (
     "coordination.k8s.io",
@@ -317,6 +314,12 @@ fn assert_rules(rules: &[&Value], required: &[(&str, &str, &[&str])], where_: &s
                 "{where_}: missing verb {v} on {group}/{resource} (granted: {have:?})"
             );
         }
+        // Least privilege: nothing beyond what the controller uses.
+        let extra: Vec<&String> = have.iter().filter(|v| !verbs.contains(&v.as_str())).collect();
+        assert!(
+            extra.is_empty(),
+            "{where_}: {group}/{resource} grants {extra:?}, which the controller does not use"
+        );
     }
 }
 

@@ -82,9 +82,10 @@ app.kubernetes.io/part-of: zdr
 - apiGroups: ["discovery.k8s.io"]
   resources: ["endpointslices"]
   verbs: ["get", "list", "watch"]
+# Canary: read the stable and canary Services and add zdr.dev/revision to their selectors.
 - apiGroups: [""]
   resources: ["services"]
-  verbs: ["get", "list", "watch", "patch"]
+  verbs: ["get", "patch"]
 # spec.analysis.prometheus.bearerToken / ca: read the named Secret when measuring (get only:
 # no list or watch, so the controller cannot enumerate Secrets).
 - apiGroups: [""]
@@ -96,12 +97,12 @@ app.kubernetes.io/part-of: zdr
 - apiGroups: [""]
   resources: ["events"]
   verbs: ["create", "patch"]
-# Canary traffic: the router reads the HTTPRoute or VirtualService and writes it back
-# (read-modify-write with the resourceVersion: update; or a patch).
+# Canary traffic: the router reads the HTTPRoute or VirtualService and writes it back whole
+# (a conditional update with the resourceVersion it read).
 - apiGroups: ["gateway.networking.k8s.io"]
   resources: ["httproutes"]
-  verbs: ["get", "list", "watch", "patch", "update"]
+  verbs: ["get", "update"]
 - apiGroups: ["networking.istio.io"]
   resources: ["virtualservices"]
-  verbs: ["get", "update", "patch"]
+  verbs: ["get", "update"]
 {{- end }}
