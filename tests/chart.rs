@@ -236,7 +236,11 @@ const REQUIRED_RULES: &[(&str, &str, &[&str])] = &[
     ("", "secrets", &["get"]),
     ("events.k8s.io", "events", &["create", "patch"]),
     ("", "events", &["create", "patch"]),
-    ("gateway.networking.k8s.io", "httproutes", &["get", "update"]),
+    (
+        "gateway.networking.k8s.io",
+        "httproutes",
+        &["get", "update"],
+    ),
     ("networking.istio.io", "virtualservices", &["get", "update"]),
 ];
 const LEASE_RULE: (&str, &str, &[&str]) = (
@@ -315,7 +319,10 @@ fn assert_rules(rules: &[&Value], required: &[(&str, &str, &[&str])], where_: &s
             );
         }
         // Least privilege: nothing beyond what the controller uses.
-        let extra: Vec<&String> = have.iter().filter(|v| !verbs.contains(&v.as_str())).collect();
+        let extra: Vec<&String> = have
+            .iter()
+            .filter(|v| !verbs.contains(&v.as_str()))
+            .collect();
         assert!(
             extra.is_empty(),
             "{where_}: {group}/{resource} grants {extra:?}, which the controller does not use"
