@@ -103,6 +103,8 @@ struct Scenario {
     routed: bool,
     ready_delay: i64,
     abort_at: Option<i64>,
+    /// At this observation, `spec.replicas` becomes this (a scale mid-canary).
+    scale: Option<(i64, i32)>,
 }
 
 fn arb_scenario() -> impl Strategy<Value = Scenario> {
@@ -114,26 +116,30 @@ fn arb_scenario() -> impl Strategy<Value = Scenario> {
         any::<bool>(),
         0i64..4,
         prop::option::of(0i64..60),
+        prop::option::of((0i64..40, 1i32..12)),
     )
         .prop_filter("surge and unavailable not both 0", |(_, s, u, ..)| {
             s + u > 0
         })
         .prop_map(
-            |(replicas, surge, unavailable, steps, routed, ready_delay, abort_at)| Scenario {
-                replicas,
-                surge,
-                unavailable: unavailable.min(replicas),
-                steps: if routed {
-                    steps
-                } else {
-                    steps
-                        .into_iter()
-                        .filter(|s| !matches!(s, Step::HeaderRoute(_)))
-                        .collect()
-                },
-                routed,
-                ready_delay,
-                abort_at,
+            |(replicas, surge, unavailable, steps, routed, ready_delay, abort_at, scale)| {
+                Scenario {
+                    replicas,
+                    surge,
+                    unavailable: unavailable.min(replicas),
+                    steps: if routed {
+                        steps
+                    } else {
+                        steps
+                            .into_iter()
+                            .filter(|s| !matches!(s, Step::HeaderRoute(_)))
+                            .collect()
+                    },
+                    routed,
+                    ready_delay,
+                    abort_at,
+                    scale,
+                }
             },
         )
 }
@@ -150,7 +156,18 @@ fn check(
     let t = &out.traffic;
     let prm = pod_params(r, sc.surge, sc.unavailable);
     if sc.routed && t.weight > applied.weight {
-        let need = pods_for(&prm, t.weight).min(out_cap(sc, out));
+        // setCanaryScale caps the canary's need, but only up to the weight the steps ask for.
+        let asked = setting_at(&sc.steps, out.step.min(sc.steps.len().saturating_sub(1))).weight;
+        let asked = if out.step >= sc.steps.len() {
+            100
+        } else {
+            asked
+        };
+        let need = if t.weight <= asked {
+            pods_for(&prm, t.weight).min(out_cap(sc, out))
+        } else {
+            pods_for(&prm, t.weight)
+        };
         prop_assert!(
             w.available(canary) >= need,
             "weight {} raised with {} canary pods available",
@@ -212,7 +229,9 @@ fn check(
         .iter()
         .filter(|p| !(p.view.terminating || (p.view.retiring && p.view.drained)))
         .count() as i32;
-    prop_assert!(alive <= r + sc.surge + 1, "{alive} pods");
+    // A scale-down leaves the pods above the new count to go within the old ceiling.
+    let peak = sc.scale.map_or(r, |(_, to)| to.max(sc.replicas).max(r));
+    prop_assert!(alive <= peak + sc.surge + 1, "{alive} pods");
     Ok(())
 }
 
@@ -241,7 +260,8 @@ fn run(sc: Scenario) -> Result<(), TestCaseError> {
         next: 0,
         ready_delay: sc.ready_delay,
     };
-    let p = CanaryParams {
+    let mut sc = sc;
+    let mut p = CanaryParams {
         pods: pod_params(sc.replicas, sc.surge, sc.unavailable),
         steps: sc.steps.clone(),
         routed: sc.routed,
@@ -251,7 +271,16 @@ fn run(sc: Scenario) -> Result<(), TestCaseError> {
         step_started: t(0),
         applied: applied_stable(),
     };
+    let first = sc.replicas;
     for _ in 0..400 {
+        if let Some((at, to)) = sc.scale.filter(|(at, _)| *at == w.now) {
+            let _ = at;
+            sc.replicas = to;
+            sc.unavailable = sc.unavailable.min(to);
+            p.pods.replicas = to;
+            p.pods.max_unavailable = sc.unavailable;
+            sc.scale = Some((at, first.max(to)));
+        }
         let views = w.views();
         let aborting = sc.abort_at.is_some_and(|a| w.now >= a);
         let out = if aborting {

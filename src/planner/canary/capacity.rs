@@ -38,32 +38,42 @@ pub fn serving_floor(p: &Params, applied: &Applied) -> i32 {
 }
 
 /// The weight to write: `want` when both sides can take it; else the feasible weight between
-/// the applied one and `want` closest to `want`; else (pods were lost) the feasible weight
-/// closest to the applied one. A weight is feasible when each side has the available pods its
-/// share needs ([`pods_for`]; the canary's need capped by its scale).
+/// the applied one and `want` closest to `want`; else, when the canary can no longer carry the
+/// applied weight (pods were lost), the largest feasible weight below it; else the applied one.
+/// Traffic is never moved towards the canary to relieve the stable side: a stable side short of
+/// pods (replicas were just raised, say) keeps its weight while its pods come up.
+///
+/// A weight is feasible when each side has the available pods its share needs ([`pods_for`]).
+/// Up to `scale_weight` (the weight the steps ask for), the canary's need is capped at `cap`,
+/// the pods `setCanaryScale` gives it; above that weight it is not.
 pub(super) fn feasible_weight(
     p: &CanaryParams,
     applied: i32,
     want: i32,
     sides: &split::Sides,
-    cap: i32,
+    (cap, scale_weight): (i32, i32),
 ) -> i32 {
-    let feasible = |w: i32| {
-        let canary_need = pods_for(&p.pods, w).min(cap.max(1));
-        let stable_need = stable_need(&p.pods, 100 - w);
-        sides.canary.available >= canary_need && sides.stable.available >= stable_need
+    let canary_ok = |w: i32| {
+        let need = pods_for(&p.pods, w);
+        let need = if w <= scale_weight {
+            need.min(cap.max(1))
+        } else {
+            need
+        };
+        sides.canary.available >= need
     };
+    let feasible = |w: i32| canary_ok(w) && sides.stable.available >= stable_need(&p.pods, 100 - w);
     let (lo, hi) = (applied.min(want), applied.max(want));
     let towards_want = (lo..=hi)
         .filter(|w| feasible(*w))
         .min_by_key(|w| (w - want).abs());
-    towards_want
-        .or_else(|| {
-            (0..=100)
-                .filter(|w| feasible(*w))
-                .min_by_key(|w| (w - applied).abs())
-        })
-        .unwrap_or(applied)
+    if let Some(w) = towards_want {
+        return w;
+    }
+    if canary_ok(applied) {
+        return applied;
+    }
+    (0..applied).rev().find(|w| feasible(*w)).unwrap_or(applied)
 }
 
 /// Without a router: the canary's share of available pods, in percent.

@@ -21,6 +21,14 @@ use super::split::{self, Want};
 use crate::crd::HeaderRoute;
 use capacity::{approximate_weight, feasible_weight};
 
+/// Whether writing `plan` changes what `applied` says (so the next observation confirms it).
+pub fn traffic_changes(plan: &TrafficPlan, applied: &Applied) -> bool {
+    plan.applied() != *applied
+}
+
+/// How soon a written weight, header route or Service selector is read back to confirm it.
+pub const CONFIRM_AFTER: Duration = Duration::from_secs(1);
+
 /// One validated canary step.
 #[derive(Clone, Debug, PartialEq)]
 pub enum Step {
@@ -292,27 +300,31 @@ pub fn plan(
         return promote(p, st, &sides, pods, started, now);
     }
     let waiting = step_waiting(p, st, sig, &sides, step, started, now);
-    let wake = match &waiting {
+    let pause = match &waiting {
         Some(Waiting::Pause { remaining }) => Some(*remaining),
         _ => None,
     };
     let setting = setting_at(&p.steps, step);
+    let traffic = forward_traffic(
+        p,
+        &st.applied,
+        &setting,
+        &sides,
+        (pods, now),
+        canary,
+        &stable,
+    );
+    // Traffic written now is confirmed by reading it back: look again soon rather than rely
+    // on a watch event (the router objects are not watched).
+    let confirm = traffic_changes(&traffic, &st.applied).then_some(CONFIRM_AFTER);
     CanaryPlan {
         pods: forward_pods(p, &st.applied, &setting, pods, &stable, now),
         step,
         step_started: started,
-        traffic: forward_traffic(
-            p,
-            &st.applied,
-            &setting,
-            &sides,
-            (pods, now),
-            canary,
-            &stable,
-        ),
+        traffic,
         waiting,
         promoted: false,
-        wake,
+        wake: [pause, confirm].into_iter().flatten().min(),
     }
 }
 
@@ -401,7 +413,7 @@ fn forward_traffic(
         _ => *sides,
     };
     let weight = if p.routed {
-        feasible_weight(p, applied.weight, want, &behind, cap)
+        feasible_weight(p, applied.weight, want, &behind, (cap, setting.weight))
     } else {
         approximate_weight(sides)
     };
@@ -545,8 +557,8 @@ fn promote(
         pods: pods_plan,
         step: p.steps.len(),
         step_started: started,
+        wake: (traffic_changes(&traffic, a)).then_some(CONFIRM_AFTER),
         traffic,
         promoted,
-        wake: None,
     }
 }

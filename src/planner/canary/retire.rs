@@ -7,7 +7,7 @@ use jiff::Timestamp;
 use super::super::model::{Params, PodView};
 use super::super::split::{self, Want};
 use super::capacity::{feasible_weight, serving_floor};
-use super::{Applied, CanaryParams, CanaryPlan, TrafficPlan};
+use super::{Applied, CONFIRM_AFTER, CanaryParams, CanaryPlan, TrafficPlan, traffic_changes};
 
 /// One observation of a canary being retired: after an abort, a rollback to the stable
 /// template, or a new template while another canary served. Header routes go at once; the
@@ -34,7 +34,7 @@ pub fn retire(
         routed,
     };
     let weight = if routed {
-        feasible_weight(&cp, applied.weight, 0, &sides, p.replicas)
+        feasible_weight(&cp, applied.weight, 0, &sides, (p.replicas, 0))
     } else {
         0
     };
@@ -56,13 +56,14 @@ pub fn retire(
     }
     let mut pods_plan = split::plan(p, pods, &wants, now);
     pods_plan.complete = pods_plan.complete && drained && traffic.canary_selects == stable;
+    let wake = traffic_changes(&traffic, applied).then_some(CONFIRM_AFTER);
     CanaryPlan {
+        wake,
         pods: pods_plan,
         step: 0,
         step_started: now,
         traffic,
         waiting: None,
         promoted: false,
-        wake: None,
     }
 }
