@@ -5,10 +5,11 @@ use zdr::crd::{
     ABORT_ANNOTATION, PROMOTE_ANNOTATION, Phase, RETRY_ANNOTATION, ZeroDowntimeRollout,
 };
 
-use crate::gateway::{self, RouteView};
+use crate::gateway::RouteView;
 use crate::timeline::{Entry, Names, Obj, World, revision};
 
 /// What a canary scenario runs.
+#[derive(Clone, Debug)]
 pub struct Scenario {
     pub names: Names,
     pub replicas: i64,
@@ -60,11 +61,11 @@ pub fn invariants(
     let (stable_name, canary_name) = (sc.names.stable.as_str(), sc.names.canary.as_str());
     let mut problems = v.problems(canary_name);
     if let (Obj::Route(r), true) = (&e.obj, problems.is_empty())
-        && gateway::foreign_part(r, stable_name, canary_name) != reference
+        && sc.names.router.foreign_part(r, &sc.names) != reference
     {
         problems.push(format!(
             "the route's foreign part changed:\n  now: {}\n  was: {reference}",
-            gateway::foreign_part(r, stable_name, canary_name)
+            sc.names.router.foreign_part(r, &sc.names)
         ));
     }
     let (stable_sel, canary_sel) = (w.stable_selects(), w.canary_selects());
@@ -173,8 +174,8 @@ pub fn invariants(
 }
 
 /// The order of the steps of one attempt (the first, or the one after a retry).
-pub struct Progress<'a> {
-    sc: &'a Scenario,
+pub struct Progress {
+    sc: Scenario,
     rev2: String,
     /// The retry annotation of this attempt.
     token: Option<String>,
@@ -189,11 +190,11 @@ pub struct Progress<'a> {
     started: Vec<Option<i64>>,
 }
 
-impl<'a> Progress<'a> {
-    pub fn new(sc: &'a Scenario, rev2: &str) -> Self {
+impl Progress {
+    pub fn new(sc: &Scenario, rev2: &str) -> Self {
         let n = sc.settings.len();
         Self {
-            sc,
+            sc: sc.clone(),
             rev2: rev2.to_string(),
             token: None,
             active: true,
@@ -202,6 +203,11 @@ impl<'a> Progress<'a> {
             reached: vec![false; n],
             started: vec![None; n + 1],
         }
+    }
+
+    /// The replicas in force from now on (a rollout scaled in the middle of its canary).
+    pub fn set_replicas(&mut self, replicas: i64) {
+        self.sc.replicas = replicas;
     }
 
     pub fn observe(&mut self, w: &World, e: &Entry) -> Result<(), String> {
