@@ -451,6 +451,7 @@ impl Canary {
             settings: SETTINGS.to_vec(),
             promotion_pause: Some(PROMOTION_PAUSE),
             timed_pause: Some(TIMED_PAUSE),
+            scaled_down: false,
         }
     }
 
