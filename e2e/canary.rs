@@ -42,18 +42,19 @@ use crate::cluster::{
     NETEXEC, TestEnv, app_container, containers_patch, healthy, image_v1, image_v2, rollout, setup,
     timeout,
 };
-use crate::gateway::{self, RouteView};
-use crate::timeline::{Names, Recorder, World, revision};
+use crate::gateway;
+use crate::timeline::{Names, Recorder, Router, World, revision};
 
-const NAME: &str = "web";
+pub(crate) const NAME: &str = "web";
 const STABLE: &str = "web-stable";
 const CANARY: &str = "web-canary";
 const ROUTE: &str = "web";
-const REPLICAS: i64 = 5;
+pub(crate) const REPLICAS: i64 = 5;
 /// Weight and whether the header route `beta` is active once each step ran.
-const SETTINGS: [(i64, bool); 5] = [(0, true), (20, true), (20, true), (50, true), (50, true)];
+pub(crate) const SETTINGS: [(i64, bool); 5] =
+    [(0, true), (20, true), (20, true), (50, true), (50, true)];
 /// The step `pause {}`, and the step `pause {duration: 1s}`.
-const PROMOTION_PAUSE: usize = 2;
+pub(crate) const PROMOTION_PAUSE: usize = 2;
 const TIMED_PAUSE: usize = 4;
 const RETRY_TOKEN: &str = "e2e-retry-1";
 
@@ -78,28 +79,54 @@ fn need(i: usize) -> i64 {
     ceil_pct(w).max(i64::from(beta))
 }
 
-fn say(line: String) {
+pub(crate) fn say(line: String) {
     let _ = writeln!(std::io::stderr(), "{line}");
 }
 
 /// One canary scenario on the cluster.
-struct Canary {
-    env: TestEnv,
-    rec: Recorder,
+pub(crate) struct Canary {
+    pub(crate) env: TestEnv,
+    pub(crate) rec: Recorder,
     /// The route's foreign part as created.
-    reference: String,
-    rev1: String,
-    t0: Instant,
+    pub(crate) reference: String,
+    pub(crate) rev1: String,
+    pub(crate) t0: Instant,
 }
 
-fn names(ns: &str) -> Names {
+fn names(ns: &str, router: Router) -> Names {
     Names {
         ns: ns.to_string(),
         rollout: NAME.into(),
         stable: STABLE.into(),
         canary: CANARY.into(),
         route: ROUTE.into(),
+        router,
     }
+}
+
+/// The rollout is Paused at the indefinite pause awaiting promotion, at a revision other than
+/// `rev1`.
+pub(crate) fn at_pause(z: &zdr::crd::ZeroDowntimeRollout, rev1: &str) -> bool {
+    z.status.as_ref().is_some_and(|s| {
+        s.update_revision.as_ref().is_some_and(|r| *r != rev1)
+            && s.phase == Some(Phase::Paused)
+            && s.current_step_index == Some(PROMOTION_PAUSE as i32)
+            && s.conditions.iter().any(|c| {
+                c.type_ == condition::PAUSED
+                    && c.status == "True"
+                    && c.reason == "AwaitingPromotion"
+            })
+    })
+}
+
+/// The rollout is Healthy at `rev2`, promoted after its `steps` steps.
+pub(crate) fn promoted(z: &zdr::crd::ZeroDowntimeRollout, rev2: &str, steps: i32) -> bool {
+    healthy(z, 0)
+        && z.status.as_ref().is_some_and(|s| {
+            s.stable_revision.as_deref() == Some(rev2)
+                && s.update_revision.as_deref() == Some(rev2)
+                && s.current_step_index == Some(steps)
+        })
 }
 
 async fn create_service(client: &Client, ns: &str, name: &str) {
@@ -118,21 +145,45 @@ impl Canary {
     /// Namespace, Gateway API CRDs, Services, HTTPRoute, and the rollout Healthy at its first
     /// revision, checked; `None` when the test is skipped.
     async fn start(test: &str) -> Option<Canary> {
+        Self::start_with(test, Router::HttpRoute).await
+    }
+
+    /// As [`start`](Self::start), through `router`: an HTTPRoute, or a VirtualService whose
+    /// http route `primary` carries the split (`istio.rs`).
+    pub(crate) async fn start_with(test: &str, router: Router) -> Option<Canary> {
         let mut env = setup(test).await?;
-        if !gateway::ensure_crds(test, &env.client).await {
+        let installed = match router {
+            Router::HttpRoute => gateway::ensure_crds(test, &env.client).await,
+            Router::VirtualService => crate::istio::ensure_crds(test, &env.client).await,
+        };
+        if !installed {
             env.teardown().await;
-            gateway::missing_crds();
+            match router {
+                Router::HttpRoute => gateway::missing_crds(),
+                Router::VirtualService => crate::istio::missing_crds(),
+            }
             return None;
         }
         let t0 = Instant::now();
         let (client, ns) = (env.client.clone(), env.ns.clone());
         create_service(&client, &ns, STABLE).await;
         create_service(&client, &ns, CANARY).await;
-        let created = gateway::create_route(&client, &ns, ROUTE, STABLE, CANARY).await;
-        let reference = gateway::foreign_part(&created, STABLE, CANARY);
+        let created = match router {
+            Router::HttpRoute => gateway::create_route(&client, &ns, ROUTE, STABLE, CANARY).await,
+            Router::VirtualService => {
+                crate::istio::create_vs(&client, &ns, ROUTE, STABLE, CANARY).await
+            }
+        };
+        let reference = router.foreign_part(&created, &names(&ns, router));
+        let routing = match router {
+            Router::HttpRoute => json!({"gatewayAPI": {"httpRoute": ROUTE}}),
+            Router::VirtualService => {
+                json!({"istio": {"virtualService": {"name": ROUTE, "routes": ["primary"]}}})
+            }
+        };
         let spec = json!({"strategy": {"canary": {
             "stableService": STABLE, "canaryService": CANARY,
-            "trafficRouting": {"gatewayAPI": {"httpRoute": ROUTE}},
+            "trafficRouting": routing,
             "maxSurge": "25%", "maxUnavailable": 0,
             "steps": steps()
         }}});
@@ -160,7 +211,7 @@ impl Canary {
         );
         // Both Services select the first revision once it is Healthy (the controller may write
         // them just after the status): waited for on the recorded world.
-        let rec = Recorder::start(&client, names(&ns)).await;
+        let rec = Recorder::start(&client, names(&ns, router)).await;
         let w = rec
             .wait(
                 "both Services selecting the first revision",
@@ -198,16 +249,17 @@ impl Canary {
         Some(c)
     }
 
-    fn ns(&self) -> &str {
+    pub(crate) fn ns(&self) -> &str {
         &self.env.ns
     }
 
     /// The route carries `weight` to the canary (stable the rest) and exactly `routes` header
     /// routes (X-Canary: always, to the canary Service); its foreign part is untouched.
-    fn check_route(&self, w: &World, weight: i64, routes: &[&str]) {
-        let route = w.route.as_ref().expect("the HTTPRoute");
-        let v = RouteView::of(route, STABLE, CANARY);
-        let ctx = format!("{}: HTTPRoute {ROUTE}: {}", self.ns(), v.describe());
+    pub(crate) fn check_route(&self, w: &World, weight: i64, routes: &[&str]) {
+        let (names, router) = (&self.rec.names, self.rec.names.router);
+        let route = w.route.as_ref().expect("the router object");
+        let v = router.view(route, names);
+        let ctx = format!("{}: {} {ROUTE}: {}", self.ns(), router.kind(), v.describe());
         assert!(
             v.problems(CANARY).is_empty(),
             "{ctx}: {:?}",
@@ -219,10 +271,15 @@ impl Canary {
             "{ctx}"
         );
         assert_eq!(v.header_names(), routes, "{ctx}");
+        // Istio wants header names lower-cased (docs/canary.md).
+        let header = match router {
+            Router::HttpRoute => "X-Canary",
+            Router::VirtualService => "x-canary",
+        };
         for r in &v.header_rules {
             let beta = (
                 "Exact".to_string(),
-                "X-Canary".to_string(),
+                header.to_string(),
                 "always".to_string(),
             );
             assert!(
@@ -232,14 +289,14 @@ impl Canary {
             );
         }
         assert_eq!(
-            gateway::foreign_part(route, STABLE, CANARY),
+            router.foreign_part(route, names),
             self.reference,
             "{ctx}: the foreign part changed"
         );
     }
 
     /// Exactly these (revision, alive, ready) pods, and no other revision.
-    fn check_pods(&self, w: &World, want: &[(&str, i64, i64)]) {
+    pub(crate) fn check_pods(&self, w: &World, want: &[(&str, i64, i64)]) {
         let got: Vec<(String, i64, i64)> = want
             .iter()
             .map(|(r, _, _)| (r.to_string(), w.alive(r), w.ready(r)))
@@ -261,7 +318,7 @@ impl Canary {
     }
 
     /// Patches the template to v2 and waits for the indefinite pause; returns the new revision.
-    async fn update_to_pause(&mut self) -> String {
+    pub(crate) async fn update_to_pause(&mut self) -> String {
         let t = Instant::now();
         self.env
             .patch(NAME, &containers_patch(app_container(&image_v2(), NETEXEC)))
@@ -277,21 +334,12 @@ impl Canary {
 
     /// Waits until Paused at the indefinite pause awaiting promotion, then checks the route,
     /// Services, pods and status there.
-    async fn wait_pause(&mut self) -> String {
+    pub(crate) async fn wait_pause(&mut self) -> String {
         let rev1 = self.rev1.clone();
         let z = self
             .env
             .wait_until(NAME, "Paused at step 2, awaiting promotion", |z| {
-                z.status.as_ref().is_some_and(|s| {
-                    s.update_revision.as_ref().is_some_and(|r| *r != rev1)
-                        && s.phase == Some(Phase::Paused)
-                        && s.current_step_index == Some(PROMOTION_PAUSE as i32)
-                        && s.conditions.iter().any(|c| {
-                            c.type_ == condition::PAUSED
-                                && c.status == "True"
-                                && c.reason == "AwaitingPromotion"
-                        })
-                })
+                at_pause(z, &rev1)
             })
             .await;
         let s = z.status.expect("status");
@@ -346,23 +394,70 @@ impl Canary {
         rev2
     }
 
+    /// After promotion to `rev2` (`z` the Healthy rollout): `replicas` pods, all new, and Ready;
+    /// weights 100/0, no header route, both Services on `rev2`, status saying so.
+    pub(crate) async fn check_promoted(
+        &mut self,
+        z: zdr::crd::ZeroDowntimeRollout,
+        rev2: &str,
+        replicas: i64,
+        t: Instant,
+    ) {
+        (self.rec)
+            .wait("only the new revision's pods left", timeout(), |w| {
+                w.pods.len() == replicas as usize && w.ready(rev2) == replicas
+            })
+            .await;
+        self.rec.sync().await;
+        let w = self.rec.world();
+        say(format!(
+            "e2e canary {}: promoted and Healthy after {:?}",
+            self.ns(),
+            t.elapsed()
+        ));
+        self.check_route(&w, 0, &[]);
+        assert_eq!(
+            (w.stable_selects(), w.canary_selects()),
+            (Some(rev2.to_string()), Some(rev2.to_string())),
+            "Services after promotion"
+        );
+        self.check_pods(&w, &[(rev2, replicas, replicas)]);
+        let s = z.status.expect("status");
+        assert_eq!(
+            s.canary_weight.unwrap_or(0),
+            0,
+            "status.canaryWeight after promotion"
+        );
+        assert!(
+            s.header_routes.is_empty(),
+            "status.headerRoutes after promotion: {:?}",
+            s.header_routes
+        );
+    }
+
     /// Merge-patches the rollout's annotations.
-    async fn annotate(&self, annotations: Value) {
+    pub(crate) async fn annotate(&self, annotations: Value) {
         self.env
             .patch(NAME, &json!({"metadata": {"annotations": annotations}}))
             .await;
     }
 
-    /// Replays every recorded state through the invariants and the step order.
-    fn replay(&self, what: &str, rev2: &str) {
-        let sc = Scenario {
+    /// The scenario the invariants check.
+    pub(crate) fn scenario(&self) -> Scenario {
+        Scenario {
             names: self.rec.names.clone(),
             replicas: REPLICAS,
             header: "beta",
             settings: SETTINGS.to_vec(),
             promotion_pause: Some(PROMOTION_PAUSE),
             timed_pause: Some(TIMED_PAUSE),
-        };
+            scaled_down: false,
+        }
+    }
+
+    /// Replays every recorded state through the invariants and the step order.
+    pub(crate) fn replay(&self, what: &str, rev2: &str) {
+        let sc = self.scenario();
         let mut progress = Progress::new(&sc, rev2);
         self.rec.replay(what, |w, before, e| {
             invariants(&sc, w, before, e, rev2, &self.reference)?;
@@ -387,46 +482,10 @@ pub async fn canary_through_a_header_route_two_weights_and_promotion() {
         .wait_until(
             NAME,
             "Healthy at the new revision after the last step",
-            |z| {
-                healthy(z, 0)
-                    && z.status.as_ref().is_some_and(|s| {
-                        s.stable_revision.as_deref() == Some(r2.as_str())
-                            && s.update_revision.as_deref() == Some(r2.as_str())
-                            && s.current_step_index == Some(n)
-                    })
-            },
+            |z| promoted(z, &r2, n),
         )
         .await;
-    (c.rec)
-        .wait("only the new revision's pods left", timeout(), |w| {
-            w.pods.len() == REPLICAS as usize && w.ready(&rev2) == REPLICAS
-        })
-        .await;
-    c.rec.sync().await;
-    let w = c.rec.world();
-    say(format!(
-        "e2e canary {}: promoted and Healthy after {:?}",
-        c.ns(),
-        t.elapsed()
-    ));
-    c.check_route(&w, 0, &[]);
-    assert_eq!(
-        (w.stable_selects(), w.canary_selects()),
-        (Some(rev2.clone()), Some(rev2.clone())),
-        "Services after promotion"
-    );
-    c.check_pods(&w, &[(rev2.as_str(), REPLICAS, REPLICAS)]);
-    let s = z.status.expect("status");
-    assert_eq!(
-        s.canary_weight.unwrap_or(0),
-        0,
-        "status.canaryWeight after promotion"
-    );
-    assert!(
-        s.header_routes.is_empty(),
-        "status.headerRoutes after promotion: {:?}",
-        s.header_routes
-    );
+    c.check_promoted(z, &rev2, REPLICAS, t).await;
     c.replay("the whole canary", &rev2);
     say(format!(
         "e2e canary {}: {} recorded states checked, {:?} in all",

@@ -5,10 +5,11 @@ use zdr::crd::{
     ABORT_ANNOTATION, PROMOTE_ANNOTATION, Phase, RETRY_ANNOTATION, ZeroDowntimeRollout,
 };
 
-use crate::gateway::{self, RouteView};
+use crate::gateway::RouteView;
 use crate::timeline::{Entry, Names, Obj, World, revision};
 
 /// What a canary scenario runs.
+#[derive(Clone, Debug)]
 pub struct Scenario {
     pub names: Names,
     pub replicas: i64,
@@ -20,6 +21,9 @@ pub struct Scenario {
     pub promotion_pause: Option<usize>,
     /// The step `pause {duration: 1s}`, if any.
     pub timed_pause: Option<usize>,
+    /// A rollout scaled down mid-way: a surplus canary pod may go while the route gives the
+    /// canary traffic, if the canary pods left still carry it (checked in the same state).
+    pub scaled_down: bool,
 }
 
 impl Scenario {
@@ -60,11 +64,11 @@ pub fn invariants(
     let (stable_name, canary_name) = (sc.names.stable.as_str(), sc.names.canary.as_str());
     let mut problems = v.problems(canary_name);
     if let (Obj::Route(r), true) = (&e.obj, problems.is_empty())
-        && gateway::foreign_part(r, stable_name, canary_name) != reference
+        && sc.names.router.foreign_part(r, &sc.names) != reference
     {
         problems.push(format!(
             "the route's foreign part changed:\n  now: {}\n  was: {reference}",
-            gateway::foreign_part(r, stable_name, canary_name)
+            sc.names.router.foreign_part(r, &sc.names)
         ));
     }
     let (stable_sel, canary_sel) = (w.stable_selects(), w.canary_selects());
@@ -91,6 +95,9 @@ pub fn invariants(
             v.header_names()
         ));
     }
+    // Scaled down: the canary pods left carry the route's canary traffic.
+    let surplus = sc.scaled_down
+        && w.ready(rev2) >= sc.ceil_pct(c).max(i64::from(!v.header_rules.is_empty()));
     match &e.obj {
         Obj::Pod(p) if p.metadata.deletion_timestamp.is_some() => {
             if crate::timeline::is_ready(p) {
@@ -104,7 +111,11 @@ pub fn invariants(
                 .pods
                 .get(&name)
                 .is_some_and(|b| b.metadata.deletion_timestamp.is_some());
-            if !was && revision(p) == Some(rev2) && (c > 0 || !v.header_rules.is_empty()) {
+            if !was
+                && revision(p) == Some(rev2)
+                && (c > 0 || !v.header_rules.is_empty())
+                && !surplus
+            {
                 problems.push(format!("canary pod {name} deleted while the route gives the canary weight {c} and rules {:?}", v.header_names()));
             }
         }
@@ -114,6 +125,7 @@ pub fn invariants(
             if !deleting
                 && was.is_some_and(|b| revision(b) == Some(rev2))
                 && (c > 0 || !v.header_rules.is_empty())
+                && !surplus
             {
                 problems.push(format!("canary pod {name} removed while the route gives the canary weight {c} and rules {:?}", v.header_names()));
             }
@@ -173,8 +185,8 @@ pub fn invariants(
 }
 
 /// The order of the steps of one attempt (the first, or the one after a retry).
-pub struct Progress<'a> {
-    sc: &'a Scenario,
+pub struct Progress {
+    sc: Scenario,
     rev2: String,
     /// The retry annotation of this attempt.
     token: Option<String>,
@@ -189,11 +201,11 @@ pub struct Progress<'a> {
     started: Vec<Option<i64>>,
 }
 
-impl<'a> Progress<'a> {
-    pub fn new(sc: &'a Scenario, rev2: &str) -> Self {
+impl Progress {
+    pub fn new(sc: &Scenario, rev2: &str) -> Self {
         let n = sc.settings.len();
         Self {
-            sc,
+            sc: sc.clone(),
             rev2: rev2.to_string(),
             token: None,
             active: true,
@@ -202,6 +214,11 @@ impl<'a> Progress<'a> {
             reached: vec![false; n],
             started: vec![None; n + 1],
         }
+    }
+
+    /// The replicas in force from now on (a rollout scaled in the middle of its canary).
+    pub fn set_replicas(&mut self, replicas: i64) {
+        self.sc.replicas = replicas;
     }
 
     pub fn observe(&mut self, w: &World, e: &Entry) -> Result<(), String> {

@@ -239,6 +239,8 @@ pub struct RouteView {
     pub header_rules: Vec<HeaderRule>,
     /// Rules other than `zdr-` ones that name both Services (exactly one is expected).
     pub weighted_rules: usize,
+    /// Where the router wants `zdr-` rules in a place they are not (Istio: first in `http`).
+    pub order_problems: Vec<String>,
 }
 
 impl RouteView {
@@ -322,7 +324,7 @@ impl RouteView {
     /// Problems with the route as a whole: one weighted rule whose weights add up to 100, and
     /// every `zdr-` rule routes only to the canary Service, by header conditions only.
     pub fn problems(&self, canary: &str) -> Vec<String> {
-        let mut out = Vec::new();
+        let mut out = self.order_problems.clone();
         if self.weighted_rules != 1 {
             out.push(format!(
                 "{} rules name both Services (expected exactly one weighted rule)",

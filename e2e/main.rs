@@ -15,12 +15,14 @@
 
 mod analysis;
 mod canary;
+mod canary_chaos;
 mod canary_checks;
 mod chaos;
 mod cluster;
 mod deadline;
 mod examples;
 mod gateway;
+mod istio;
 mod paused;
 mod pods;
 mod rbac;
@@ -75,6 +77,10 @@ fn tests() -> Vec<Test> {
         on_cluster!(analysis::a_failing_analysis_aborts_the_update_and_rolls_back_to_stable),
         on_cluster!(canary::canary_through_a_header_route_two_weights_and_promotion),
         on_cluster!(canary::canary_aborted_in_the_middle_returns_the_weight_before_removing_pods),
+        on_cluster!(canary_chaos::canary_survives_controller_kills_at_random_moments),
+        on_cluster!(canary_chaos::canary_aborted_while_the_controller_is_killed_returns_to_stable),
+        on_cluster!(canary_chaos::canary_scaled_mid_way_keeps_the_rules),
+        on_cluster!(canary_chaos::canary_through_an_istio_virtualservice),
         on_cluster!(deadline::progress_deadline_marks_the_rollout_degraded),
         on_cluster!(examples::the_api_server_accepts_every_example_and_rejects_both_zero),
         on_cluster!(paused::paused_rollout_makes_no_progress_until_resumed),
@@ -102,7 +108,14 @@ fn every_test_function_is_listed() {
     let listed: Vec<&str> = tests().iter().map(|t| t.name).collect();
     let dir = concat!(env!("CARGO_MANIFEST_DIR"), "/e2e");
     let modules = [
-        "analysis", "canary", "deadline", "examples", "paused", "restart", "rolling",
+        "analysis",
+        "canary",
+        "canary_chaos",
+        "deadline",
+        "examples",
+        "paused",
+        "restart",
+        "rolling",
     ];
     let mut missing = Vec::new();
     for m in modules {

@@ -72,7 +72,49 @@ pub struct Names {
     pub rollout: String,
     pub stable: String,
     pub canary: String,
+    /// The HTTPRoute or VirtualService.
     pub route: String,
+    pub router: Router,
+}
+
+/// The kind of object that splits the traffic.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum Router {
+    HttpRoute,
+    VirtualService,
+}
+
+impl Router {
+    /// The router objects of `ns`.
+    pub fn api(self, client: &Client, ns: &str) -> Api<DynamicObject> {
+        match self {
+            Router::HttpRoute => gateway::routes(client, ns),
+            Router::VirtualService => crate::istio::virtualservices(client, ns),
+        }
+    }
+
+    /// What the router object `r` says about the canary's traffic.
+    pub fn view(self, r: &DynamicObject, n: &Names) -> RouteView {
+        match self {
+            Router::HttpRoute => RouteView::of(r, &n.stable, &n.canary),
+            Router::VirtualService => crate::istio::view(r, &n.ns, &n.stable, &n.canary),
+        }
+    }
+
+    /// Everything in `r` that is not the controller's to change.
+    pub fn foreign_part(self, r: &DynamicObject, n: &Names) -> String {
+        match self {
+            Router::HttpRoute => gateway::foreign_part(r, &n.stable, &n.canary),
+            Router::VirtualService => crate::istio::foreign_part(r, &n.ns, &n.stable, &n.canary),
+        }
+    }
+
+    pub fn kind(self) -> &'static str {
+        match self {
+            Router::HttpRoute => "HTTPRoute",
+            Router::VirtualService => "VirtualService",
+        }
+    }
 }
 
 /// Watches of one canary, recording every event until dropped.
@@ -201,7 +243,7 @@ impl Recorder {
             spawn::<DynamicObject>(
                 shared.clone(),
                 started,
-                gateway::routes(client, ns),
+                names.router.api(client, ns),
                 by_name(&names.route),
                 |r| Obj::Route(Box::new(r)),
                 None,
@@ -238,7 +280,7 @@ impl Recorder {
         let pods: Api<Pod> = Api::namespaced(self.client.clone(), &n.ns);
         let services: Api<Service> = Api::namespaced(self.client.clone(), &n.ns);
         let zdrs: Api<ZeroDowntimeRollout> = Api::namespaced(self.client.clone(), &n.ns);
-        let routes = gateway::routes(&self.client, &n.ns);
+        let routes = n.router.api(&self.client, &n.ns);
         let deadline = Instant::now() + Duration::from_secs(60);
         loop {
             let lp = ListParams::default().labels(&format!("app={}", n.rollout));
@@ -252,7 +294,7 @@ impl Recorder {
                 .iter()
                 .map(|s| (s.name_any(), rv_of(s)))
                 .collect();
-            let route = rv_of(&routes.get(&n.route).await.expect("get the HTTPRoute"));
+            let route = rv_of(&routes.get(&n.route).await.expect("get the router object"));
             let rollout = rv_of(&zdrs.get(&n.rollout).await.expect("get the rollout"));
             {
                 let s = lock(&self.shared);
@@ -481,7 +523,7 @@ impl World {
     /// The HTTPRoute's traffic (empty before the route was seen).
     pub fn route_view(&self) -> RouteView {
         (self.route.as_ref())
-            .map(|r| RouteView::of(r, &self.names.stable, &self.names.canary))
+            .map(|r| self.names.router.view(r, &self.names))
             .unwrap_or_default()
     }
 
@@ -524,8 +566,9 @@ impl World {
             .and_then(|z| z.status.as_ref())
             .map(|s| {
                 format!(
-                    "{:?} stable={:?} step={:?} weight={:?} routes={:?} services={:?}",
+                    "{:?} replicas={} stable={:?} step={:?} weight={:?} routes={:?} services={:?}",
                     s.phase,
+                    self.rollout.as_ref().map_or(0, |z| z.spec.replicas),
                     s.stable_revision,
                     s.current_step_index,
                     s.canary_weight,
