@@ -66,6 +66,15 @@ impl KillPlan {
         self.next = Some(Instant::now() + d);
     }
 
+    /// The first kill right after an update is applied (50-300 ms, well before a canary reaches
+    /// its pause at about 1.5 s), then more as [`KillPlan::soon`] says.
+    fn first(&mut self) {
+        let d = self
+            .rng
+            .between(Duration::from_millis(50), Duration::from_millis(300));
+        self.next = Some(Instant::now() + d);
+    }
+
     fn stop(&mut self) {
         self.next = None;
     }
@@ -128,7 +137,7 @@ async fn update_to_pause_with_kills(c: &mut Canary, plan: &mut KillPlan) -> Stri
     (c.env)
         .patch(NAME, &containers_patch(app_container(&image_v2(), NETEXEC)))
         .await;
-    plan.soon();
+    plan.first();
     let (client, ns, rev1) = (c.env.client.clone(), c.env.ns.clone(), c.rev1.clone());
     let reach = rollout_reaches(
         client,
