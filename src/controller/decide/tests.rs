@@ -449,3 +449,70 @@ fn params_of(spec: &ZeroDowntimeRolloutSpec) -> crate::planner::Params {
         replacement: v.replacement,
     }
 }
+
+fn analysis_spec() -> Value {
+    json!({"analysis": {"prometheus": {"address": "http://127.0.0.1:9"}, "interval": "1s",
+        "metrics": [{"name": "errors", "query": "q", "successCondition": "result < 1"}]}})
+}
+
+fn run_status(started: i64, measured: &[(i64, &str)], phase: &str) -> crate::crd::AnalysisStatus {
+    let measurements: Vec<Value> = measured
+        .iter()
+        .map(|(at, p)| {
+            let ts = t(*at).to_string();
+            json!({"phase": p, "startedAt": ts, "finishedAt": ts, "query": "q"})
+        })
+        .collect();
+    serde_json::from_value(json!({
+        "revision": "new", "phase": phase, "startedAt": t(started).to_string(),
+        "metrics": [{"name": "errors", "phase": phase, "measurements": measurements}],
+    }))
+    .unwrap()
+}
+
+#[test]
+fn an_analysis_step_restarts_the_run_and_passes_on_measurements_taken_since() {
+    let spec = spec(
+        json!([{"setWeight": 25}, {"analysis": {}}, {"setWeight": 50}]),
+        analysis_spec(),
+    );
+    let valid = crate::validate::validate(&spec).unwrap();
+    let annotations = BTreeMap::new();
+    let mut st = status(1, 25, "new");
+    st.step_started_at = Some(k8s_openapi::apimachinery::pkg::apis::meta::v1::Time(t(100)));
+    st.analysis = Some(run_status(0, &[(50, "Successful")], "Running"));
+    let snap = |st: &ZeroDowntimeRolloutStatus| -> AnalysisRun {
+        let s = Snapshot {
+            name: "web",
+            spec: &spec,
+            annotations: &annotations,
+            status: st,
+            generation: Some(2),
+            valid: &valid,
+            update: "new",
+            pods: &[],
+            crash: None,
+            traffic: None,
+        };
+        analysis_run(&s)
+    };
+    assert_eq!(
+        snap(&st),
+        AnalysisRun::Restart,
+        "a run older than the step starts afresh"
+    );
+    st.analysis = Some(run_status(100, &[], "Running"));
+    assert_eq!(snap(&st), AnalysisRun::Continue);
+    // The gate: every metric measured successfully since the step started.
+    let old = run_status(100, &[(50, "Successful")], "Running");
+    assert_eq!(super::canary::passed_since(&old, "new"), Some(t(50)));
+    let fresh = run_status(100, &[(50, "Successful"), (120, "Successful")], "Running");
+    assert_eq!(super::canary::passed_since(&fresh, "new"), Some(t(120)));
+    let failed_last = run_status(100, &[(120, "Failed")], "Running");
+    assert_eq!(super::canary::passed_since(&failed_last, "new"), None);
+    assert_eq!(
+        super::canary::passed_since(&fresh, "other"),
+        None,
+        "another revision's run"
+    );
+}
