@@ -151,6 +151,17 @@ impl Canary {
     /// As [`start`](Self::start), through `router`: an HTTPRoute, or a VirtualService whose
     /// http route `primary` carries the split (`istio.rs`).
     pub(crate) async fn start_with(test: &str, router: Router) -> Option<Canary> {
+        Self::start_custom(test, router, steps(), None).await
+    }
+
+    /// As [`start_with`](Self::start_with), with these canary `steps` and, when given, this
+    /// `spec.analysis` (`canary_analysis.rs`).
+    pub(crate) async fn start_custom(
+        test: &str,
+        router: Router,
+        steps: Value,
+        analysis: Option<Value>,
+    ) -> Option<Canary> {
         let mut env = setup(test).await?;
         let installed = match router {
             Router::HttpRoute => gateway::ensure_crds(test, &env.client).await,
@@ -181,12 +192,15 @@ impl Canary {
                 json!({"istio": {"virtualService": {"name": ROUTE, "routes": ["primary"]}}})
             }
         };
-        let spec = json!({"strategy": {"canary": {
+        let mut spec = json!({"strategy": {"canary": {
             "stableService": STABLE, "canaryService": CANARY,
             "trafficRouting": routing,
             "maxSurge": "25%", "maxUnavailable": 0,
-            "steps": steps()
+            "steps": steps
         }}});
+        if let Some(analysis) = analysis {
+            spec["analysis"] = analysis;
+        }
         let z = rollout(
             NAME,
             REPLICAS as i32,

@@ -15,6 +15,7 @@
 
 mod analysis;
 mod canary;
+mod canary_analysis;
 mod canary_chaos;
 mod canary_checks;
 mod chaos;
@@ -77,6 +78,10 @@ fn tests() -> Vec<Test> {
         on_cluster!(analysis::a_failing_analysis_aborts_the_update_and_rolls_back_to_stable),
         on_cluster!(canary::canary_through_a_header_route_two_weights_and_promotion),
         on_cluster!(canary::canary_aborted_in_the_middle_returns_the_weight_before_removing_pods),
+        on_cluster!(canary_analysis::canary_analysis_step_gates_then_passes),
+        on_cluster!(
+            canary_analysis::canary_failing_analysis_aborts_mid_canary_and_returns_the_weight_first
+        ),
         on_cluster!(canary_chaos::canary_survives_controller_kills_at_random_moments),
         on_cluster!(canary_chaos::canary_aborted_while_the_controller_is_killed_returns_to_stable),
         on_cluster!(canary_chaos::canary_scaled_mid_way_keeps_the_rules),
@@ -110,6 +115,7 @@ fn every_test_function_is_listed() {
     let modules = [
         "analysis",
         "canary",
+        "canary_analysis",
         "canary_chaos",
         "deadline",
         "examples",
