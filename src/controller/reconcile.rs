@@ -181,6 +181,9 @@ async fn reconcile_one(zdr: &ZeroDowntimeRollout, ctx: &Context) -> Result<Actio
     // Analysis I/O, then the decision (pure).
     let measured = measure(zdr, ctx, &snapshot, &ns, now).await;
     let analysis_wake = measured.analysis.as_ref().and_then(|a| a.wake);
+    // Decided after the measurements: a step starting now starts after them, so a pause after
+    // an analysis step is not shortened by the queries' time.
+    let now = ctx.clock.now();
     let decision = decide::decide(&snapshot, &measured, now);
 
     let wake = decision.wake.into_iter().chain(analysis_wake).collect();
