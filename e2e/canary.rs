@@ -79,6 +79,26 @@ fn need(i: usize) -> i64 {
     ceil_pct(w).max(i64::from(beta))
 }
 
+/// Waits until no pod of canary `rev2` is left, every stable `rev1` pod is Ready, and the route
+/// and the canary Service send everything to stable. A free function over the recorder, so that
+/// callers can run it while they hold the test environment (e.g. to kill the controller).
+pub(crate) async fn back_on_stable(rec: &Recorder, rev1: &str, rev2: &str) -> World {
+    rec.wait(
+        "no canary pod left, all stable pods Ready, traffic on stable",
+        timeout(),
+        |w| {
+            let v = w.route_view();
+            !w.pods.values().any(|p| revision(p) == Some(rev2))
+                && w.alive(rev1) == REPLICAS
+                && w.ready(rev1) == REPLICAS
+                && v.canary == Some(0)
+                && v.header_rules.is_empty()
+                && w.canary_selects().as_deref() == Some(rev1)
+        },
+    )
+    .await
+}
+
 pub(crate) fn say(line: String) {
     let _ = writeln!(std::io::stderr(), "{line}");
 }
@@ -450,6 +470,37 @@ impl Canary {
     }
 
     /// Merge-patches the rollout's annotations.
+    /// After an abort has brought everything back (see [`back_on_stable`]): the route, the
+    /// Services and the pods are on stable `rev1`, and the status says so once settled.
+    pub(crate) async fn check_aborted(&mut self, rev1: &str) {
+        self.rec.sync().await;
+        let w = self.rec.world();
+        self.check_route(&w, 0, &[]);
+        let stable = Some(rev1.to_string());
+        assert_eq!(
+            (w.stable_selects(), w.canary_selects()),
+            (stable.clone(), stable.clone()),
+            "Services after the abort"
+        );
+        self.check_pods(&w, &[(rev1, REPLICAS, REPLICAS)]);
+        let z = (self.env)
+            .wait_until(NAME, "the abort's status settled", |z| {
+                z.status.as_ref().is_some_and(|s| {
+                    s.phase == Some(Phase::Aborted)
+                        && s.canary_weight.unwrap_or(0) == 0
+                        && s.header_routes.is_empty()
+                })
+            })
+            .await;
+        if let Some(sv) = z.status.and_then(|s| s.services) {
+            assert_eq!(
+                (sv.stable, sv.canary),
+                (stable.clone(), stable),
+                "status.services after the abort"
+            );
+        }
+    }
+
     pub(crate) async fn annotate(&self, annotations: Value) {
         self.env
             .patch(NAME, &json!({"metadata": {"annotations": annotations}}))
@@ -533,52 +584,13 @@ pub async fn canary_aborted_in_the_middle_returns_the_weight_before_removing_pod
             })
         })
         .await;
-    let (r1, r2) = (rev1.clone(), rev2.clone());
-    c.rec
-        .wait(
-            "no canary pod left, all stable pods Ready, traffic on stable",
-            timeout(),
-            |w| {
-                let v = w.route_view();
-                !w.pods.values().any(|p| revision(p) == Some(r2.as_str()))
-                    && w.alive(&r1) == REPLICAS
-                    && w.ready(&r1) == REPLICAS
-                    && v.canary == Some(0)
-                    && v.header_rules.is_empty()
-                    && w.canary_selects().as_deref() == Some(r1.as_str())
-            },
-        )
-        .await;
-    c.rec.sync().await;
-    let w = c.rec.world();
+    back_on_stable(&c.rec, &rev1, &rev2).await;
     say(format!(
         "e2e canary {}: aborted, back on stable after {:?}",
         c.ns(),
         t.elapsed()
     ));
-    c.check_route(&w, 0, &[]);
-    assert_eq!(
-        (w.stable_selects(), w.canary_selects()),
-        (Some(rev1.clone()), Some(rev1.clone())),
-        "Services after the abort"
-    );
-    c.check_pods(&w, &[(rev1.as_str(), REPLICAS, REPLICAS)]);
-    let z = (c.env)
-        .wait_until(NAME, "the abort's status settled", |z| {
-            z.status.as_ref().is_some_and(|s| {
-                s.phase == Some(Phase::Aborted)
-                    && s.canary_weight.unwrap_or(0) == 0
-                    && s.header_routes.is_empty()
-            })
-        })
-        .await;
-    if let Some(sv) = z.status.and_then(|s| s.services) {
-        assert_eq!(
-            (sv.stable, sv.canary),
-            (Some(rev1.clone()), Some(rev1.clone())),
-            "status.services after the abort"
-        );
-    }
+    c.check_aborted(&rev1).await;
     c.replay("the canary and its abort", &rev2);
 
     // Retry: the canary starts again at step 0 (its header route first), up to the pause.

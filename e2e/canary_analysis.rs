@@ -30,10 +30,10 @@ use axum::{Json, http::Uri};
 use serde_json::{Value, json};
 use zdr::crd::{AnalysisPhase, Phase, ZeroDowntimeRollout, condition};
 
-use crate::canary::{Canary, NAME, REPLICAS, promoted, say};
+use crate::canary::{Canary, NAME, REPLICAS, back_on_stable, promoted, say};
 use crate::canary_checks::{Progress, Scenario, invariants};
 use crate::cluster::{NETEXEC, app_container, containers_patch, image_v2, timeout};
-use crate::timeline::{Entry, Obj, Router, World, revision};
+use crate::timeline::{Entry, Obj, Router, World};
 
 /// The fake's answer delay.
 const DELAY: Duration = Duration::from_millis(1500);
@@ -400,52 +400,13 @@ pub async fn canary_failing_analysis_aborts_mid_canary_and_returns_the_weight_fi
         t.elapsed()
     ));
 
-    let (r1, r2) = (rev1.clone(), rev2.clone());
-    c.rec
-        .wait(
-            "no canary pod left, all stable pods Ready, traffic on stable",
-            timeout(),
-            |w| {
-                let v = w.route_view();
-                !w.pods.values().any(|p| revision(p) == Some(r2.as_str()))
-                    && w.alive(&r1) == REPLICAS
-                    && w.ready(&r1) == REPLICAS
-                    && v.canary == Some(0)
-                    && v.header_rules.is_empty()
-                    && w.canary_selects().as_deref() == Some(r1.as_str())
-            },
-        )
-        .await;
-    c.rec.sync().await;
-    let w = c.rec.world();
+    back_on_stable(&c.rec, &rev1, &rev2).await;
     say(format!(
         "e2e canary {}: back on stable after {:?}",
         c.ns(),
         t.elapsed()
     ));
-    c.check_route(&w, 0, &[]);
-    assert_eq!(
-        (w.stable_selects(), w.canary_selects()),
-        (Some(rev1.clone()), Some(rev1.clone())),
-        "Services after the abort"
-    );
-    c.check_pods(&w, &[(rev1.as_str(), REPLICAS, REPLICAS)]);
-    let z = (c.env)
-        .wait_until(NAME, "the abort's status settled", |z| {
-            z.status.as_ref().is_some_and(|s| {
-                s.phase == Some(Phase::Aborted)
-                    && s.canary_weight.unwrap_or(0) == 0
-                    && s.header_routes.is_empty()
-            })
-        })
-        .await;
-    if let Some(sv) = z.status.and_then(|s| s.services) {
-        assert_eq!(
-            (sv.stable, sv.canary),
-            (Some(rev1.clone()), Some(rev1.clone())),
-            "status.services after the abort"
-        );
-    }
+    c.check_aborted(&rev1).await;
     // The analysis never passed with the failing value: the route never went past step 1's 20.
     replay(
         &c,

@@ -27,13 +27,15 @@ use serde_json::json;
 use tokio::time::{Instant, sleep_until};
 use zdr::crd::{ABORT_ANNOTATION, PROMOTE_ANNOTATION, Phase, ZeroDowntimeRollout, condition};
 
-use crate::canary::{Canary, NAME, PROMOTION_PAUSE, REPLICAS, SETTINGS, at_pause, promoted, say};
+use crate::canary::{
+    Canary, NAME, PROMOTION_PAUSE, REPLICAS, SETTINGS, at_pause, back_on_stable, promoted, say,
+};
 use crate::canary_checks::{Progress, Scenario, invariants};
 use crate::chaos::{Kills, Lcg};
 use crate::cluster::{
     NETEXEC, TestEnv, app_container, containers_patch, image_v2, status_of, timeout,
 };
-use crate::timeline::{Router, World, revision};
+use crate::timeline::{Router, World};
 
 /// At most this many kills in one test.
 const MAX_KILLS: u32 = 14;
@@ -219,49 +221,11 @@ pub async fn canary_aborted_while_the_controller_is_killed_returns_to_stable() {
         })
     });
     with_kills(&mut c.env, &mut plan, "abort", reach).await;
-    let (r1, r2) = (rev1.clone(), rev2.clone());
-    let back = c.rec.wait(
-        "no canary pod left, all stable pods Ready, traffic on stable",
-        timeout(),
-        |w| {
-            let v = w.route_view();
-            !w.pods.values().any(|p| revision(p) == Some(r2.as_str()))
-                && w.alive(&r1) == REPLICAS
-                && w.ready(&r1) == REPLICAS
-                && v.canary == Some(0)
-                && v.header_rules.is_empty()
-                && w.canary_selects().as_deref() == Some(r1.as_str())
-        },
-    );
+    let back = back_on_stable(&c.rec, &rev1, &rev2);
     with_kills(&mut c.env, &mut plan, "abort", back).await;
     plan.stop();
     let during = plan.count - before;
-    let z = c
-        .env
-        .wait_until(NAME, "the abort's status settled", |z| {
-            z.status.as_ref().is_some_and(|s| {
-                s.phase == Some(Phase::Aborted)
-                    && s.canary_weight.unwrap_or(0) == 0
-                    && s.header_routes.is_empty()
-            })
-        })
-        .await;
-    c.rec.sync().await;
-    let w = c.rec.world();
-    c.check_route(&w, 0, &[]);
-    assert_eq!(
-        (w.stable_selects(), w.canary_selects()),
-        (Some(rev1.clone()), Some(rev1.clone())),
-        "Services after the abort"
-    );
-    c.check_pods(&w, &[(rev1.as_str(), REPLICAS, REPLICAS)]);
-    if let Some(sv) = z.status.and_then(|s| s.services) {
-        assert_eq!(
-            (sv.stable, sv.canary),
-            (Some(rev1.clone()), Some(rev1.clone())),
-            "status.services after the abort"
-        );
-    }
+    c.check_aborted(&rev1).await;
     c.replay("the canary and its abort, with kills", &rev2);
     say(format!(
         "e2e canary {}: aborted, back on stable after {:?}; {before} kill(s) before the pause, {during} during the abort",

@@ -97,7 +97,23 @@ pub fn missing_crds() {
 /// there from the same Gateway API release (either channel: the experimental HTTPRoute is a
 /// superset of the standard one) is left as it is.
 async fn install(client: Client, path: PathBuf) -> Result<(), String> {
-    let text = std::fs::read_to_string(&path).map_err(|e| format!("{}: {e}", path.display()))?;
+    let release = Some(BUNDLE_VERSION);
+    let route_crd = "httproutes.gateway.networking.k8s.io";
+    install_crds(client, &path, "Gateway API", route_crd, release).await
+}
+
+/// Server-side applies every CustomResourceDefinition of the file at `path` and waits until each
+/// is Established; the file must hold `required`. With `release` (an annotation key), a CRD
+/// already there with the same value of that annotation is left as it is. `what` names the
+/// CRDs in messages.
+pub(crate) async fn install_crds(
+    client: Client,
+    path: &std::path::Path,
+    what: &str,
+    required: &str,
+    release: Option<&str>,
+) -> Result<(), String> {
+    let text = std::fs::read_to_string(path).map_err(|e| format!("{}: {e}", path.display()))?;
     let docs: Vec<Value> = serde_saphyr::from_multiple(&text)
         .map_err(|e| format!("{} is not YAML: {e}", path.display()))?;
     let api: Api<CustomResourceDefinition> = Api::all(client);
@@ -110,20 +126,7 @@ async fn install(client: Client, path: PathBuf) -> Result<(), String> {
             .as_str()
             .ok_or("a CRD without a name")?
             .to_string();
-        let wanted = doc["metadata"]["annotations"][BUNDLE_VERSION].as_str();
-        let existing = api
-            .get_opt(&name)
-            .await
-            .map_err(|e| format!("reading CRD {name}: {e}"))?;
-        let same_release = existing.as_ref().is_some_and(|c| {
-            c.metadata
-                .annotations
-                .as_ref()
-                .and_then(|a| a.get(BUNDLE_VERSION))
-                .map(String::as_str)
-                == wanted
-        });
-        if !same_release {
+        if !same_release(&api, &name, doc, release).await? {
             let crd: CustomResourceDefinition = serde_json::from_value(doc.clone())
                 .map_err(|e| format!("CRD {name} does not parse: {e}"))?;
             api.patch(
@@ -136,11 +139,8 @@ async fn install(client: Client, path: PathBuf) -> Result<(), String> {
         }
         names.push(name);
     }
-    if !names
-        .iter()
-        .any(|n| n == "httproutes.gateway.networking.k8s.io")
-    {
-        return Err(format!("{} holds no HTTPRoute CRD", path.display()));
+    if !names.iter().any(|n| n == required) {
+        return Err(format!("{} holds no {required} CRD", path.display()));
     }
     for name in &names {
         let established = await_condition(api.clone(), name, conditions::is_crd_established());
@@ -152,11 +152,36 @@ async fn install(client: Client, path: PathBuf) -> Result<(), String> {
     }
     let _ = writeln!(
         std::io::stderr(),
-        "e2e: Gateway API CRDs Established ({} from {})",
+        "e2e: {what} CRDs Established ({} from {})",
         names.len(),
         path.display()
     );
     Ok(())
+}
+
+/// Whether CRD `name` is already there with the same value of annotation `release` as `doc`.
+async fn same_release(
+    api: &Api<CustomResourceDefinition>,
+    name: &str,
+    doc: &Value,
+    release: Option<&str>,
+) -> Result<bool, String> {
+    let Some(key) = release else {
+        return Ok(false);
+    };
+    let wanted = doc["metadata"]["annotations"][key].as_str();
+    let existing = api
+        .get_opt(name)
+        .await
+        .map_err(|e| format!("reading CRD {name}: {e}"))?;
+    Ok(existing.is_some_and(|c| {
+        c.metadata
+            .annotations
+            .as_ref()
+            .and_then(|a| a.get(key))
+            .map(String::as_str)
+            == wanted
+    }))
 }
 
 /// An HTTPRoute `name` with the weighted rule `primary` (stable 100, canary 0, port 80) and a

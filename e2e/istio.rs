@@ -10,16 +10,13 @@
 
 use std::io::Write;
 use std::path::PathBuf;
-use std::time::Duration;
 
-use k8s_openapi::apiextensions_apiserver::pkg::apis::apiextensions::v1::CustomResourceDefinition;
-use kube::api::{ApiResource, DynamicObject, GroupVersionKind, Patch, PatchParams, PostParams};
-use kube::runtime::wait::{await_condition, conditions};
+use kube::api::{ApiResource, DynamicObject, GroupVersionKind, PostParams};
 use kube::{Api, Client};
 use serde_json::{Value, json};
 
-use crate::cluster::{MANAGER, env_flag};
-use crate::gateway::{HeaderRule, RouteView, ZDR_RULE_PREFIX, crd_dir};
+use crate::cluster::env_flag;
+use crate::gateway::{HeaderRule, RouteView, ZDR_RULE_PREFIX, crd_dir, install_crds};
 
 /// The CRD file, relative to the third-party CRD folder.
 pub const NETWORKING_CRDS: &str = "istio/networking-crds.yaml";
@@ -82,48 +79,7 @@ pub fn missing_crds() {
 /// Server-side applies each CRD of the file (idempotent: same manager, same content) and waits
 /// until each is Established.
 async fn install(client: Client, path: PathBuf) -> Result<(), String> {
-    let text = std::fs::read_to_string(&path).map_err(|e| format!("{}: {e}", path.display()))?;
-    let docs: Vec<Value> = serde_saphyr::from_multiple(&text)
-        .map_err(|e| format!("{} is not YAML: {e}", path.display()))?;
-    let api: Api<CustomResourceDefinition> = Api::all(client);
-    let mut names = Vec::new();
-    for doc in docs
-        .iter()
-        .filter(|d| d["kind"] == "CustomResourceDefinition")
-    {
-        let name = doc["metadata"]["name"]
-            .as_str()
-            .ok_or("a CRD without a name")?
-            .to_string();
-        let crd: CustomResourceDefinition = serde_json::from_value(doc.clone())
-            .map_err(|e| format!("CRD {name} does not parse: {e}"))?;
-        api.patch(
-            &name,
-            &PatchParams::apply(MANAGER).force(),
-            &Patch::Apply(&crd),
-        )
-        .await
-        .map_err(|e| format!("server-side apply of CRD {name}: {e}"))?;
-        names.push(name);
-    }
-    if !names.iter().any(|n| n == VS_CRD) {
-        return Err(format!("{} holds no VirtualService CRD", path.display()));
-    }
-    for name in &names {
-        let established = await_condition(api.clone(), name, conditions::is_crd_established());
-        match tokio::time::timeout(Duration::from_secs(60), established).await {
-            Ok(Ok(_)) => {}
-            Ok(Err(e)) => return Err(format!("waiting for CRD {name}: {e}")),
-            Err(_) => return Err(format!("CRD {name} not Established within 60s")),
-        }
-    }
-    let _ = writeln!(
-        std::io::stderr(),
-        "e2e: Istio CRDs Established ({} from {})",
-        names.len(),
-        path.display()
-    );
-    Ok(())
+    install_crds(client, &path, "Istio", VS_CRD, None).await
 }
 
 /// A VirtualService `name` with the http route `primary` (stable 100, canary 0; the stable
