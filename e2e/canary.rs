@@ -140,6 +140,17 @@ pub(crate) fn at_pause(z: &zdr::crd::ZeroDowntimeRollout, rev1: &str) -> bool {
 }
 
 /// The rollout is Healthy at `rev2`, promoted after its `steps` steps.
+/// The update to `rev2` is recorded as aborted, with `reason` on the Aborted condition.
+pub(crate) fn aborted(z: &zdr::crd::ZeroDowntimeRollout, rev2: &str, reason: &str) -> bool {
+    z.status.as_ref().is_some_and(|s| {
+        s.phase == Some(Phase::Aborted)
+            && s.aborted_revision.as_deref() == Some(rev2)
+            && s.conditions
+                .iter()
+                .any(|c| c.type_ == condition::ABORTED && c.status == "True" && c.reason == reason)
+    })
+}
+
 pub(crate) fn promoted(z: &zdr::crd::ZeroDowntimeRollout, rev2: &str, steps: i32) -> bool {
     healthy(z, 0)
         && z.status.as_ref().is_some_and(|s| {
@@ -573,15 +584,7 @@ pub async fn canary_aborted_in_the_middle_returns_the_weight_before_removing_pod
     let r2 = rev2.clone();
     c.env
         .wait_until(NAME, "Aborted by the user", |z| {
-            z.status.as_ref().is_some_and(|s| {
-                s.phase == Some(Phase::Aborted)
-                    && s.aborted_revision.as_deref() == Some(r2.as_str())
-                    && s.conditions.iter().any(|c| {
-                        c.type_ == condition::ABORTED
-                            && c.status == "True"
-                            && c.reason == "AbortedByUser"
-                    })
-            })
+            aborted(z, &r2, "AbortedByUser")
         })
         .await;
     back_on_stable(&c.rec, &rev1, &rev2).await;

@@ -28,9 +28,9 @@ use std::time::{Duration, Instant};
 use axum::routing::any;
 use axum::{Json, http::Uri};
 use serde_json::{Value, json};
-use zdr::crd::{AnalysisPhase, Phase, ZeroDowntimeRollout, condition};
+use zdr::crd::{AnalysisPhase, Phase, ZeroDowntimeRollout};
 
-use crate::canary::{Canary, NAME, REPLICAS, back_on_stable, promoted, say};
+use crate::canary::{Canary, NAME, REPLICAS, aborted, back_on_stable, promoted, say};
 use crate::canary_checks::{Progress, Scenario, invariants};
 use crate::cluster::{NETEXEC, app_container, containers_patch, image_v2, timeout};
 use crate::timeline::{Entry, Obj, Router, World};
@@ -373,15 +373,7 @@ pub async fn canary_failing_analysis_aborts_mid_canary_and_returns_the_weight_fi
     let z = c
         .env
         .wait_until(NAME, "Aborted by the analysis", |z| {
-            z.status.as_ref().is_some_and(|s| {
-                s.phase == Some(Phase::Aborted)
-                    && s.aborted_revision.as_deref() == Some(r2.as_str())
-                    && s.conditions.iter().any(|c| {
-                        c.type_ == condition::ABORTED
-                            && c.status == "True"
-                            && c.reason == "AnalysisFailed"
-                    })
-            })
+            aborted(z, &r2, "AnalysisFailed")
         })
         .await;
     let s = z.status.expect("status");

@@ -25,10 +25,11 @@ use kube::api::{Patch, PatchParams};
 use kube::{Api, Client};
 use serde_json::json;
 use tokio::time::{Instant, sleep_until};
-use zdr::crd::{ABORT_ANNOTATION, PROMOTE_ANNOTATION, Phase, ZeroDowntimeRollout, condition};
+use zdr::crd::{ABORT_ANNOTATION, PROMOTE_ANNOTATION, ZeroDowntimeRollout};
 
 use crate::canary::{
-    Canary, NAME, PROMOTION_PAUSE, REPLICAS, SETTINGS, at_pause, back_on_stable, promoted, say,
+    Canary, NAME, PROMOTION_PAUSE, REPLICAS, SETTINGS, aborted, at_pause, back_on_stable, promoted,
+    say,
 };
 use crate::canary_checks::{Progress, Scenario, invariants};
 use crate::chaos::{Kills, Lcg};
@@ -210,15 +211,7 @@ pub async fn canary_aborted_while_the_controller_is_killed_returns_to_stable() {
     plan.soon();
     let (client, ns, r2) = (c.env.client.clone(), c.env.ns.clone(), rev2.clone());
     let reach = rollout_reaches(client, ns, "Aborted by the user", move |z| {
-        z.status.as_ref().is_some_and(|s| {
-            s.phase == Some(Phase::Aborted)
-                && s.aborted_revision.as_deref() == Some(r2.as_str())
-                && s.conditions.iter().any(|c| {
-                    c.type_ == condition::ABORTED
-                        && c.status == "True"
-                        && c.reason == "AbortedByUser"
-                })
-        })
+        aborted(z, &r2, "AbortedByUser")
     });
     with_kills(&mut c.env, &mut plan, "abort", reach).await;
     let back = back_on_stable(&c.rec, &rev1, &rev2);
