@@ -51,7 +51,10 @@ pub(super) fn first(s: &Snapshot, b: &mut Basis, now: Timestamp) -> Decision {
     let applied = traffic.applied();
     d.status.current_step_index = Some(n as i32);
     d.status.canary_weight = Some(0);
-    d.status.step_started_at = Some(k8s_openapi::apimachinery::pkg::apis::meta::v1::Time(now));
+    let started = kept_start(s, n).unwrap_or(now);
+    d.status.step_started_at = Some(k8s_openapi::apimachinery::pkg::apis::meta::v1::Time(
+        started,
+    ));
     d.status.header_routes = Vec::new();
     d.status.services = Some(crate::crd::ServiceSelection {
         stable: applied.stable_selects,
@@ -233,10 +236,16 @@ fn finish(
             min_available,
             stable_after: stable_after.clone(),
             held,
-            canary: Some(CanaryFields {
-                step: if b.aborted.is_some() { 0 } else { plan.step },
-                started: plan.step_started,
-                applied: plan.traffic.applied(),
+            canary: Some({
+                let step = if b.aborted.is_some() { 0 } else { plan.step };
+                // Moving forward, the step machine tracks the start; retiring plans with `now`.
+                let retiring = b.aborted.is_some() || b.stable.as_deref() == Some(s.update);
+                let kept = kept_start(s, step).filter(|_| retiring);
+                CanaryFields {
+                    step,
+                    started: kept.unwrap_or(plan.step_started),
+                    applied: plan.traffic.applied(),
+                }
             }),
         },
         now,
@@ -251,6 +260,16 @@ fn finish(
         stable_after,
         status,
     }
+}
+
+/// When step `step` of the update revision started, as status recorded it: a step that has not
+/// changed keeps its start (retiring and first rollouts plan with `now`, which would otherwise
+/// rewrite status on every observation).
+fn kept_start(s: &Snapshot, step: usize) -> Option<Timestamp> {
+    let st = s.status;
+    let same = st.update_revision.as_deref() == Some(s.update)
+        && st.current_step_index.map(|i| i as usize) == Some(step);
+    st.step_started_at.as_ref().map(|t| t.0).filter(|_| same)
 }
 
 /// The time from which every metric of the update revision's run has a successful

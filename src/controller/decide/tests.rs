@@ -262,6 +262,10 @@ fn an_abort_returns_traffic_first_at_every_step() {
         observed_generation: None,
     }];
     let d = run(&spec, &st, &[], &pods(4, 2), applied(0, &[], "new"), t(5));
+    assert_eq!(
+        d.status.step_started_at, st.step_started_at,
+        "retiring keeps the recorded start: no status write on every observation"
+    );
     assert_eq!(d.abort, None, "recorded, not new");
     assert_eq!(cond(&d, "Aborted").unwrap().reason, "AnalysisFailed");
     assert_eq!(d.traffic.as_ref().unwrap().canary_selects, "old");
