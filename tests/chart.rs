@@ -552,6 +552,34 @@ fn service_monitor_scrapes_the_metrics_service() {
 }
 
 #[test]
+fn grafana_dashboard_renders_only_when_enabled_and_carries_the_file_verbatim() {
+    let Some(off) = render(&[]) else {
+        return;
+    };
+    assert!(
+        all_of(&off, "ConfigMap").is_empty(),
+        "no dashboard ConfigMap by default"
+    );
+    let Some(docs) = render(&[
+        "grafana.dashboard.enabled=true",
+        "grafana.dashboard.namespace=monitoring",
+    ]) else {
+        return;
+    };
+    assert_common(&docs);
+    let cm = one(&docs, "ConfigMap");
+    assert_eq!(cm["metadata"]["namespace"], "monitoring");
+    assert_eq!(cm["metadata"]["labels"]["grafana_dashboard"], "1");
+    let file = std::fs::read_to_string(root().join("charts/zdr/dashboards/zdr.json"))
+        .expect("charts/zdr/dashboards/zdr.json");
+    assert_eq!(
+        cm["data"]["zdr.json"].as_str().map(str::trim_end),
+        Some(file.trim_end()),
+        "the ConfigMap must carry dashboards/zdr.json verbatim"
+    );
+}
+
+#[test]
 fn images_flags_and_scheduling_values_reach_the_pod() {
     let Some(docs) = render(&[
         "image.repository=registry.example/zdr",
