@@ -147,7 +147,8 @@ pub fn crash_looping(pods: &[Arc<Pod>], revision: &str) -> Option<String> {
 }
 
 /// Applies a person's resume to an inconclusive run: a new value of the
-/// `zdr.dev/resume-analysis` annotation, or `spec.paused` set and then cleared.
+/// `zdr.dev/resume-analysis` annotation, or a pause (`spec.paused` or `zdr.dev/paused`) set and
+/// then cleared.
 pub fn apply_resume(
     spec: &AnalysisSpec,
     st: &mut AnalysisStatus,
@@ -192,7 +193,8 @@ pub async fn step(
         .filter(|a| a.revision == vars.revision && !restart);
     let mut prev = prev;
     if let Some(a) = prev.as_mut() {
-        apply_resume(spec, a, token.as_deref(), zdr.spec.paused, now);
+        let paused = crate::crd::rollout_paused_by(zdr).is_some();
+        apply_resume(spec, a, token.as_deref(), paused, now);
     }
     // Secrets are read, and a provider made, only when a measurement is due.
     let mut probe = match &prev {

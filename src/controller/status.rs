@@ -4,7 +4,10 @@
 use jiff::Timestamp;
 use k8s_openapi::apimachinery::pkg::apis::meta::v1::{Condition, Time};
 
-use crate::crd::{AnalysisStatus, Phase, ZeroDowntimeRolloutStatus, condition};
+use crate::crd::{
+    AnalysisStatus, NOT_PAUSED_REASON, PAUSED_ANNOTATION, PausedBy, Phase,
+    ZeroDowntimeRolloutStatus, condition,
+};
 use crate::planner::{Counts, Summary};
 
 /// A condition to set, before transition-time bookkeeping.
@@ -83,8 +86,8 @@ pub struct Outcome<'a> {
     pub stable_revision: Option<String>,
     /// Revision whose update is aborted, with the reason.
     pub aborted: Option<(String, String)>,
-    /// Whether spec.paused is set.
-    pub paused: bool,
+    /// What pauses the rollout (spec.paused or the annotation), if anything.
+    pub paused: Option<PausedBy>,
     /// Label selector as a string.
     pub selector: String,
     /// Extra conditions (notices about partly honoured fields).
@@ -147,7 +150,9 @@ pub fn build(
             "RolloutPaused",
             match &o.held {
                 Some((_, message)) => message.clone(),
-                None => "spec.paused is set".to_string(),
+                None => o
+                    .paused
+                    .map_or_else(|| "paused".to_string(), PausedBy::message),
             },
         ),
         (None, _) => Cond::new(
@@ -159,19 +164,14 @@ pub fn build(
     });
     conds.push(if let Some((reason, message)) = &o.held {
         Cond::new(condition::PAUSED, "True", reason.clone(), message.clone())
-    } else if o.paused {
-        Cond::new(
-            condition::PAUSED,
-            "True",
-            "SpecPaused",
-            "spec.paused is true",
-        )
+    } else if let Some(by) = o.paused {
+        Cond::new(condition::PAUSED, "True", by.as_str(), by.message())
     } else {
         Cond::new(
             condition::PAUSED,
             "False",
-            "Resumed",
-            "spec.paused is false",
+            NOT_PAUSED_REASON,
+            format!("spec.paused is false and annotation {PAUSED_ANNOTATION} is not set"),
         )
     });
     if let Some((rev, reason)) = &o.aborted {

@@ -40,6 +40,32 @@ pub const PROMOTE_ANNOTATION: &str = "zdr.dev/promote";
 /// (`kubectl zdr retry` sets it, and removes `zdr.dev/abort` and `zdr.dev/promote`).
 pub const RETRY_ANNOTATION: &str = "zdr.dev/retry";
 
+/// Annotation on a rollout: while it is present (any value; `kubectl zdr pause` writes the time),
+/// the rollout is paused as with `spec.paused`. Unlike `spec.paused` it is not part of the
+/// manifest a GitOps tool keeps in step, so pausing this way shows no drift
+/// (`kubectl zdr resume` removes it).
+pub const PAUSED_ANNOTATION: &str = "zdr.dev/paused";
+
+/// What pauses a rollout with this spec and these annotations: `spec.paused` first, then the
+/// `zdr.dev/paused` annotation; None when neither does.
+pub fn paused_by(
+    spec: &ZeroDowntimeRolloutSpec,
+    annotations: &std::collections::BTreeMap<String, String>,
+) -> Option<PausedBy> {
+    if spec.paused {
+        Some(PausedBy::Spec)
+    } else if annotations.contains_key(PAUSED_ANNOTATION) {
+        Some(PausedBy::Annotation)
+    } else {
+        None
+    }
+}
+
+/// What pauses `z`, when something does (see [`paused_by`]).
+pub fn rollout_paused_by(z: &ZeroDowntimeRollout) -> Option<PausedBy> {
+    paused_by(&z.spec, &z.metadata.annotations.clone().unwrap_or_default())
+}
+
 /// The CRD as YAML, exactly as committed under `crds/`.
 pub fn crd_yaml() -> String {
     let crd = ZeroDowntimeRollout::crd();

@@ -228,3 +228,33 @@ impl HoldReason {
         }
     }
 }
+
+/// What pauses a rollout, when something does.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum PausedBy {
+    /// `spec.paused` is true.
+    Spec,
+    /// The `zdr.dev/paused` annotation is present.
+    Annotation,
+}
+
+impl PausedBy {
+    /// The Paused condition's reason.
+    pub fn as_str(self) -> &'static str {
+        match self {
+            PausedBy::Spec => "SpecPaused",
+            PausedBy::Annotation => "PausedByAnnotation",
+        }
+    }
+
+    /// The Paused condition's message.
+    pub fn message(self) -> String {
+        match self {
+            PausedBy::Spec => "spec.paused is true".to_string(),
+            PausedBy::Annotation => format!("annotation {} is set", super::PAUSED_ANNOTATION),
+        }
+    }
+}
+
+/// The Paused condition's reason when nothing holds progress.
+pub const NOT_PAUSED_REASON: &str = "Resumed";

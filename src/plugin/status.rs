@@ -84,8 +84,17 @@ pub fn render_status(z: &ZeroDowntimeRollout, pods: &[RevisionPods]) -> String {
         st.stable_revision.as_deref().unwrap_or("-"),
         st.update_revision.as_deref().unwrap_or("-")
     );
-    if z.spec.paused {
-        let _ = writeln!(out, "Paused:      yes (kubectl zdr resume {name})");
+    match crate::crd::rollout_paused_by(z) {
+        Some(crate::crd::PausedBy::Spec) => {
+            let _ = writeln!(
+                out,
+                "Paused:      yes (spec.paused: set it to false in the manifest)"
+            );
+        }
+        Some(crate::crd::PausedBy::Annotation) => {
+            let _ = writeln!(out, "Paused:      yes (kubectl zdr resume {name})");
+        }
+        None => {}
     }
     let steps = match &z.spec.strategy.canary {
         Some(c) => render_canary(&mut out, z, c, &st),

@@ -126,7 +126,7 @@ fn forward(
     let signals = Signals {
         promote: b.promote,
         analysis_passed_since: b.analysis.as_ref().and_then(|a| passed_since(a, s.update)),
-        held: s.spec.paused || b.held.is_some(),
+        held: super::paused_by(s).is_some() || b.held.is_some(),
     };
     let plan = cp::plan(&p, &state, signals, s.pods, now);
     let waits = matches!(
@@ -371,7 +371,9 @@ fn message(s: &Snapshot, c: &Canary, plan: &CanaryPlan, sides: &Sides, b: &Basis
         Some(Waiting::Analysis) => "; waiting for the analysis to pass".to_string(),
         Some(Waiting::Held) => match &b.held {
             Some((_, m)) => format!("; {m}"),
-            None => "; spec.paused is set".to_string(),
+            None => super::paused_by(s)
+                .map(|by| format!("; {}", by.message()))
+                .unwrap_or_default(),
         },
     };
     format!("{head}: {traffic}; {pods}{why}")

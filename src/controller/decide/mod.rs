@@ -16,7 +16,7 @@ use jiff::Timestamp;
 use crate::analysis::Verdict;
 use crate::crd::{
     ABORT_ANNOTATION, AbortReason, AnalysisPhase, AnalysisStatus, HoldReason, PROMOTE_ANNOTATION,
-    RETRY_ANNOTATION, ZeroDowntimeRolloutSpec, ZeroDowntimeRolloutStatus, condition,
+    PausedBy, RETRY_ANNOTATION, ZeroDowntimeRolloutSpec, ZeroDowntimeRolloutStatus, condition,
 };
 use crate::planner::canary::{Applied, Promote, TrafficPlan};
 use crate::planner::{Plan, PodView};
@@ -226,7 +226,7 @@ fn basis(s: &Snapshot, m: &Measurements) -> Basis {
                 b.held = Some((
                     HoldReason::AnalysisInconclusive,
                     format!(
-                        "{}; resume: kubectl zdr resume {} (or set spec.paused true, then false), or apply a new template",
+                        "{}; resume: kubectl zdr resume {} (or pause, then resume), or apply a new template",
                         step.status.message.clone().unwrap_or_default(),
                         s.name
                     ),
@@ -320,9 +320,14 @@ pub(crate) fn params(s: &Snapshot, b: &Basis, target: &str) -> crate::planner::P
         min_ready: Duration::from_secs(s.spec.min_ready_seconds.max(0) as u64),
         target_revision: target.to_string(),
         stable_revision: b.stable.clone(),
-        paused: s.spec.paused || b.held.is_some(),
+        paused: paused_by(s).is_some() || b.held.is_some(),
         replacement: s.valid.replacement,
     }
+}
+
+/// What pauses the rollout (`spec.paused` or the `zdr.dev/paused` annotation), if anything.
+pub(crate) fn paused_by(s: &Snapshot) -> Option<PausedBy> {
+    crate::crd::paused_by(s.spec, s.annotations)
 }
 
 /// What the previous status recorded, for progress detection.
@@ -369,7 +374,7 @@ pub(crate) fn status(
                 .aborted
                 .as_ref()
                 .map(|(r, _)| (update.to_string(), r.as_str().to_string())),
-            paused: s.spec.paused,
+            paused: paused_by(s),
             selector: s.valid.selector.to_string(),
             extra: s
                 .valid

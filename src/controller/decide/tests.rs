@@ -520,3 +520,35 @@ fn an_analysis_step_restarts_the_run_and_passes_on_measurements_taken_since() {
         "another revision's run"
     );
 }
+
+#[test]
+fn the_paused_annotation_pauses_like_spec_paused() {
+    use crate::crd::PAUSED_ANNOTATION;
+    let canary = json!({"canary": {"stableService": "web-stable", "canaryService": "web-canary",
+        "trafficRouting": {"gatewayAPI": {"httpRoute": "web"}},
+        "steps": [{"setWeight": 25}, {"setWeight": 50}], "maxSurge": 1, "maxUnavailable": 0}});
+    let rolling = json!({"rolling": {"maxSurge": 1, "maxUnavailable": 0}});
+    for (strategy, p, st) in [
+        (canary, pods(3, 1), status(0, 25, "new")),
+        (rolling, pods(4, 0), status(0, 0, "old")),
+    ] {
+        let free = spec(json!([]), json!({"strategy": strategy.clone()}));
+        let by_spec = spec(json!([]), json!({"strategy": strategy, "paused": true}));
+        let tr = applied(st.canary_weight.unwrap_or(0), &[], "new");
+        let mark = [(PAUSED_ANNOTATION, "2026-06-01T12:00:00.000000000Z")];
+        let moving = run(&free, &st, &[], &p, tr.clone(), t(0));
+        let a = run(&by_spec, &st, &[], &p, tr.clone(), t(0));
+        let b = run(&free, &st, &mark, &p, tr, t(0));
+        assert_ne!(moving.plan, a.plan, "{strategy}: without a pause it moves");
+        assert_eq!(a.plan, b.plan, "{strategy}: the same pods either way");
+        assert_eq!(a.target, b.target);
+        assert_eq!(a.status.current_step_index, b.status.current_step_index);
+        for (d, reason) in [(&a, "SpecPaused"), (&b, "PausedByAnnotation")] {
+            assert_eq!(d.status.phase, Some(Phase::Paused), "{strategy}");
+            let c = cond(d, "Paused").unwrap();
+            assert_eq!((c.status.as_str(), c.reason.as_str()), ("True", reason));
+        }
+        let c = cond(&moving, "Paused").unwrap();
+        assert_eq!((c.status.as_str(), c.reason.as_str()), ("False", "Resumed"));
+    }
+}
