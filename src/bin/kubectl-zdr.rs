@@ -57,12 +57,14 @@ enum Command {
         /// Name of the ZeroDowntimeRollout.
         name: String,
     },
-    /// Stop progress (sets spec.paused; scaling still works).
+    /// Stop progress (sets the zdr.dev/paused annotation, not spec.paused, so a GitOps tool sees
+    /// no drift; scaling still works).
     Pause {
         /// Name of the ZeroDowntimeRollout.
         name: String,
     },
-    /// Resume progress: clears spec.paused and resumes an inconclusive analysis.
+    /// Resume progress: removes zdr.dev/paused and resumes an inconclusive analysis (refused
+    /// while spec.paused is true: that is changed in the manifest).
     Resume {
         /// Name of the ZeroDowntimeRollout.
         name: String,
@@ -126,8 +128,8 @@ async fn in_cluster(namespace: Option<String>, cmd: Command) -> Result<(), Strin
     }
     let r = match cmd {
         Command::Status { name, watch } => cluster::status(client, &ns, &name, watch).await,
-        Command::Pause { name } => actions::set_paused(client, &ns, &name, true).await,
-        Command::Resume { name } => actions::resume(client, &ns, &name).await,
+        Command::Pause { name } => return actions::pause(client, &ns, &name).await,
+        Command::Resume { name } => return actions::resume(client, &ns, &name).await,
         Command::Abort { name } => return actions::abort(client, &ns, &name).await,
         Command::Promote { name, full } => return actions::promote(client, &ns, &name, full).await,
         Command::Retry { name } => return actions::retry(client, &ns, &name).await,

@@ -1,5 +1,6 @@
 //! `kubectl zdr promote|retry|abort|pause|resume`: a person's requests to the controller.
-//! Promote, retry and abort write annotations only; pause and resume write `spec.paused`. What
+//! Every action writes annotations only, never the spec, so that a GitOps tool (Argo CD) sees no
+//! drift; the Argo CD actions in `charts/zdr/argocd` write the same annotations and values. What
 //! to write, or why to refuse, is decided by pure functions over the rollout read first.
 
 use kube::api::Patch;
@@ -8,8 +9,8 @@ use serde_json::{Value, json};
 
 use super::{describe, plugin_params};
 use crate::crd::{
-    ABORT_ANNOTATION, PROMOTE_ANNOTATION, Phase, RESUME_ANALYSIS_ANNOTATION, RETRY_ANNOTATION,
-    ZeroDowntimeRollout,
+    ABORT_ANNOTATION, PAUSED_ANNOTATION, PROMOTE_ANNOTATION, PausedBy, Phase,
+    RESUME_ANALYSIS_ANNOTATION, RETRY_ANNOTATION, ZeroDowntimeRollout, rollout_paused_by,
 };
 use crate::planner::canary::Step;
 
@@ -136,8 +137,10 @@ pub fn retry_request(z: &ZeroDowntimeRollout) -> Result<String, String> {
     ))
 }
 
-/// A retry token: the time, RFC 3339 with nanoseconds, so every retry is a new value.
-pub fn retry_token(now: jiff::Timestamp) -> String {
+/// The value of an annotation whose every new value is a new request (`zdr.dev/retry`,
+/// `zdr.dev/resume-analysis`, `zdr.dev/paused`): the time, RFC 3339 in UTC with nanoseconds.
+/// The Argo CD actions write the same format (their clock has whole seconds: nanoseconds 0).
+pub fn token(now: jiff::Timestamp) -> String {
     format!("{now:.9}")
 }
 
@@ -156,59 +159,57 @@ pub fn promote_patch(value: &str) -> Value {
     json!({"metadata": {"annotations": {PROMOTE_ANNOTATION: value}}})
 }
 
-/// Moves a canary past its current step, or with `full` past all of them.
-pub async fn promote(client: Client, ns: &str, name: &str, full: bool) -> Result<(), String> {
-    let api: Api<ZeroDowntimeRollout> = Api::namespaced(client, ns);
-    let z = api.get(name).await.map_err(|e| e.to_string())?;
-    let req = promote_request(&z, full)?;
-    api.patch(
-        name,
-        &plugin_params(),
-        &Patch::Merge(promote_patch(&req.value)),
-    )
-    .await
-    .map_err(|e| e.to_string())?;
-    println!("{}", req.done);
-    Ok(())
+/// The message once a pause of `z` is requested, or why it is refused: the `zdr.dev/paused`
+/// annotation is already there.
+pub fn pause_request(z: &ZeroDowntimeRollout) -> Result<String, String> {
+    let name = z.name_any();
+    let annotations = z.metadata.annotations.clone().unwrap_or_default();
+    if let Some(since) = annotations.get(PAUSED_ANNOTATION) {
+        return Err(format!(
+            "{name} is already paused (annotation {PAUSED_ANNOTATION}={since}): `kubectl zdr resume {name}` resumes it"
+        ));
+    }
+    let also = if z.spec.paused {
+        "; spec.paused is true as well, which only a change of the manifest clears"
+    } else {
+        ""
+    };
+    Ok(format!(
+        "{name} paused (annotation {PAUSED_ANNOTATION}; scaling still works){also}"
+    ))
 }
 
-/// Restarts an aborted update (a canary from step 0).
-pub async fn retry(client: Client, ns: &str, name: &str) -> Result<(), String> {
-    let api: Api<ZeroDowntimeRollout> = Api::namespaced(client, ns);
-    let z = api.get(name).await.map_err(|e| e.to_string())?;
-    let done = retry_request(&z)?;
-    let token = retry_token(jiff::Timestamp::now());
-    api.patch(name, &plugin_params(), &Patch::Merge(retry_patch(&token)))
-        .await
-        .map_err(|e| e.to_string())?;
-    println!("{done}");
-    Ok(())
+/// The merge patch of a pause.
+pub fn pause_patch(token: &str) -> Value {
+    json!({"metadata": {"annotations": {PAUSED_ANNOTATION: token}}})
 }
 
-/// Resumes: clears `spec.paused` and sets `zdr.dev/resume-analysis` to a new value, which
-/// resumes an inconclusive analysis.
-pub async fn resume(client: Client, ns: &str, name: &str) -> Result<(), kube::Error> {
-    let api: Api<ZeroDowntimeRollout> = Api::namespaced(client, ns);
-    let token = jiff::Timestamp::now().to_string();
-    api.patch(
-        name,
-        &plugin_params(),
-        &Patch::Merge(json!({
-            "metadata": {"annotations": {RESUME_ANALYSIS_ANNOTATION: token}},
-            "spec": {"paused": false},
-        })),
-    )
-    .await?;
-    println!("{name} resumed");
-    Ok(())
+/// The message once a resume of `z` is requested, or why it is refused: `spec.paused` is part
+/// of the manifest (in Git, with a GitOps tool), so only a change there clears it.
+pub fn resume_request(z: &ZeroDowntimeRollout) -> Result<String, String> {
+    let name = z.name_any();
+    if rollout_paused_by(z) == Some(PausedBy::Spec) {
+        return Err(format!(
+            "{name}: spec.paused is true; it belongs to the manifest: set it to false where the manifest comes from (Git) and apply it. `kubectl zdr resume` removes only the {PAUSED_ANNOTATION} annotation and resumes an inconclusive analysis"
+        ));
+    }
+    Ok(format!("{name} resumed"))
 }
 
-/// Aborts the update in progress: sets `zdr.dev/abort` to the update revision; the controller
-/// rolls back to the stable revision. Applying a new template starts a new update.
-pub async fn abort(client: Client, ns: &str, name: &str) -> Result<(), String> {
-    let api: Api<ZeroDowntimeRollout> = Api::namespaced(client, ns);
-    let z = api.get(name).await.map_err(|e| e.to_string())?;
-    let st = z.status.unwrap_or_default();
+/// The merge patch of a resume: `zdr.dev/paused` removed, and a new `zdr.dev/resume-analysis`
+/// token, which resumes an inconclusive analysis.
+pub fn resume_patch(token: &str) -> Value {
+    json!({"metadata": {"annotations": {
+        PAUSED_ANNOTATION: null,
+        RESUME_ANALYSIS_ANNOTATION: token,
+    }}})
+}
+
+/// The `zdr.dev/abort` value (the update revision) that aborts the update of `z`, or why there is
+/// nothing to abort.
+pub fn abort_request(z: &ZeroDowntimeRollout) -> Result<Request, String> {
+    let name = z.name_any();
+    let st = z.status.clone().unwrap_or_default();
     let (Some(update), Some(stable)) = (st.update_revision, st.stable_revision) else {
         return Err(format!(
             "{name} has no update in progress over a stable revision"
@@ -219,33 +220,79 @@ pub async fn abort(client: Client, ns: &str, name: &str) -> Result<(), String> {
             "{name} has no update in progress: revision {update} is stable"
         ));
     }
-    api.patch(
-        name,
-        &plugin_params(),
-        &Patch::Merge(json!({"metadata": {"annotations": {ABORT_ANNOTATION: update}}})),
-    )
-    .await
-    .map_err(|e| e.to_string())?;
-    println!("{name}: aborting revision {update}, rolling back to {stable}");
-    Ok(())
+    Ok(Request {
+        done: format!("{name}: aborting revision {update}, rolling back to {stable}"),
+        value: update,
+    })
 }
 
-/// Sets `spec.paused`.
-pub async fn set_paused(
+/// The merge patch of an abort.
+pub fn abort_patch(value: &str) -> Value {
+    json!({"metadata": {"annotations": {ABORT_ANNOTATION: value}}})
+}
+
+/// Reads rollout `name`, asks `request` for the merge patch to write and the line to print (or
+/// why not), writes it and prints the line.
+async fn act(
     client: Client,
     ns: &str,
     name: &str,
-    paused: bool,
-) -> Result<(), kube::Error> {
+    request: impl FnOnce(&ZeroDowntimeRollout) -> Result<(Value, String), String>,
+) -> Result<(), String> {
     let api: Api<ZeroDowntimeRollout> = Api::namespaced(client, ns);
-    api.patch(
-        name,
-        &plugin_params(),
-        &Patch::Merge(json!({"spec": {"paused": paused}})),
-    )
-    .await?;
-    println!("{name} {}", if paused { "paused" } else { "resumed" });
+    let z = api.get(name).await.map_err(|e| e.to_string())?;
+    let (patch, done) = request(&z)?;
+    api.patch(name, &plugin_params(), &Patch::Merge(patch))
+        .await
+        .map_err(|e| e.to_string())?;
+    println!("{done}");
     Ok(())
+}
+
+/// Moves a canary past its current step, or with `full` past all of them.
+pub async fn promote(client: Client, ns: &str, name: &str, full: bool) -> Result<(), String> {
+    act(client, ns, name, |z| {
+        promote_request(z, full).map(|r| (promote_patch(&r.value), r.done))
+    })
+    .await
+}
+
+/// Restarts an aborted update (a canary from step 0).
+pub async fn retry(client: Client, ns: &str, name: &str) -> Result<(), String> {
+    let t = token(jiff::Timestamp::now());
+    act(client, ns, name, |z| {
+        retry_request(z).map(|done| (retry_patch(&t), done))
+    })
+    .await
+}
+
+/// Pauses: sets the `zdr.dev/paused` annotation (not `spec.paused`, which a GitOps tool would
+/// revert as drift).
+pub async fn pause(client: Client, ns: &str, name: &str) -> Result<(), String> {
+    let t = token(jiff::Timestamp::now());
+    act(client, ns, name, |z| {
+        pause_request(z).map(|done| (pause_patch(&t), done))
+    })
+    .await
+}
+
+/// Resumes: removes the `zdr.dev/paused` annotation and sets `zdr.dev/resume-analysis` to a new
+/// value, which resumes an inconclusive analysis. Refuses while `spec.paused` is true.
+pub async fn resume(client: Client, ns: &str, name: &str) -> Result<(), String> {
+    let t = token(jiff::Timestamp::now());
+    act(client, ns, name, |z| {
+        resume_request(z).map(|done| (resume_patch(&t), done))
+    })
+    .await
+}
+
+/// Aborts the update in progress: sets `zdr.dev/abort` to the update revision; the controller
+/// rolls back to the stable revision. Applying a new template starts a new update.
+pub async fn abort(client: Client, ns: &str, name: &str) -> Result<(), String> {
+    act(client, ns, name, |z| {
+        abort_request(z).map(|r| (abort_patch(&r.value), r.done))
+    })
+    .await
 }
 
 #[cfg(test)]
@@ -355,11 +402,66 @@ mod tests {
     #[test]
     fn retry_patch_sets_a_fresh_token_and_removes_abort_and_promote() {
         let t: jiff::Timestamp = "2026-06-01T12:00:00Z".parse().unwrap();
-        assert_eq!(retry_token(t), "2026-06-01T12:00:00.000000000Z");
+        assert_eq!(token(t), "2026-06-01T12:00:00.000000000Z");
         assert_eq!(
             retry_patch("t1"),
             json!({"metadata": {"annotations": {
                 "zdr.dev/retry": "t1", "zdr.dev/abort": null, "zdr.dev/promote": null}}})
+        );
+    }
+
+    #[test]
+    fn pause_and_resume_write_the_annotation_never_the_spec() {
+        let mut z = rollout(json!({}), at(0));
+        assert_eq!(
+            pause_request(&z).unwrap(),
+            "web paused (annotation zdr.dev/paused; scaling still works)"
+        );
+        assert_eq!(
+            pause_patch("t1"),
+            json!({"metadata": {"annotations": {"zdr.dev/paused": "t1"}}})
+        );
+        assert_eq!(resume_request(&z).unwrap(), "web resumed");
+        assert_eq!(
+            resume_patch("t2"),
+            json!({"metadata": {"annotations": {
+                "zdr.dev/paused": null, "zdr.dev/resume-analysis": "t2"}}})
+        );
+        z.metadata.annotations = Some([(PAUSED_ANNOTATION.to_string(), "t1".to_string())].into());
+        let e = pause_request(&z).unwrap_err();
+        assert!(
+            e.contains("already paused (annotation zdr.dev/paused=t1)"),
+            "{e}"
+        );
+        assert_eq!(resume_request(&z).unwrap(), "web resumed");
+        z.spec.paused = true;
+        let e = resume_request(&z).unwrap_err();
+        assert!(e.contains("spec.paused is true"), "{e}");
+        assert!(e.contains("Git"), "{e}");
+        z.metadata.annotations = None;
+        assert!(
+            pause_request(&z)
+                .unwrap()
+                .contains("spec.paused is true as well")
+        );
+    }
+
+    #[test]
+    fn abort_names_the_update_revision_or_refuses() {
+        let req = abort_request(&rollout(json!({}), at(0))).unwrap();
+        assert_eq!(req.value, "abc");
+        assert_eq!(req.done, "web: aborting revision abc, rolling back to aaa");
+        assert_eq!(
+            abort_patch(&req.value),
+            json!({"metadata": {"annotations": {"zdr.dev/abort": "abc"}}})
+        );
+        let stable = json!({"stableRevision": "abc", "updateRevision": "abc"});
+        let e = abort_request(&rollout(json!({}), stable)).unwrap_err();
+        assert!(e.contains("revision abc is stable"), "{e}");
+        let e = abort_request(&rollout(json!({}), json!({}))).unwrap_err();
+        assert!(
+            e.contains("no update in progress over a stable revision"),
+            "{e}"
         );
     }
 }

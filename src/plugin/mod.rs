@@ -10,8 +10,7 @@ pub mod status;
 
 use kube::api::PatchParams;
 
-/// The plugin's field manager: its annotations and `spec.paused` are a person's changes, not the
-/// controller's.
+/// The plugin's field manager: its annotations are a person's changes, not the controller's.
 pub const PLUGIN_FIELD_MANAGER: &str = "kubectl-zdr";
 
 /// Patch parameters of every write the plugin makes.
