@@ -12,6 +12,9 @@ use std::process::Command;
 
 use serde_json::Value;
 
+#[path = "chart/argocd.rs"]
+mod argocd;
+
 const RELEASE: &str = "zdr";
 const RELEASE_NS: &str = "zdr-system";
 
