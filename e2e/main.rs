@@ -14,6 +14,7 @@
 //! a real network: `-- --skip traffic_` leaves them out on the simulated kubelet.
 
 mod analysis;
+mod argocd;
 mod canary;
 mod canary_analysis;
 mod canary_chaos;
@@ -76,6 +77,7 @@ fn main() -> std::process::ExitCode {
 fn tests() -> Vec<Test> {
     vec![
         on_cluster!(analysis::a_failing_analysis_aborts_the_update_and_rolls_back_to_stable),
+        on_cluster!(argocd::argocd_pause_and_resume_actions_hold_then_release_an_update),
         on_cluster!(canary::canary_through_a_header_route_two_weights_and_promotion),
         on_cluster!(canary::canary_aborted_in_the_middle_returns_the_weight_before_removing_pods),
         on_cluster!(canary_analysis::canary_analysis_step_gates_then_passes),
@@ -114,6 +116,7 @@ fn every_test_function_is_listed() {
     let dir = concat!(env!("CARGO_MANIFEST_DIR"), "/e2e");
     let modules = [
         "analysis",
+        "argocd",
         "canary",
         "canary_analysis",
         "canary_chaos",
