@@ -1,12 +1,13 @@
 //! `kubectl zdr`: the kubectl plugin. [`plan`] works offline on a manifest; [`cluster`] reads
 //! rollouts in a cluster and [`status`] renders them; [`actions`] drives them (promote, retry,
-//! abort, pause, resume).
+//! abort, pause, resume); [`validate`] checks a manifest offline as the API server would.
 
 pub mod actions;
 pub mod cluster;
 pub mod describe;
 pub mod plan;
 pub mod status;
+pub mod validate;
 
 use kube::api::PatchParams;
 
