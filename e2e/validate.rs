@@ -1,0 +1,81 @@
+//! e2e: `kubectl zdr validate` agrees with the real API server. Every case of tests/validate/ is
+//! created with server-side dry run and strict field validation (`kubectl create
+//! --dry-run=server --validate=strict`); the API server must refuse exactly the cases that
+//! `validate` reports a schema or rule problem for, and its message must name the same field.
+//! Problems only the controller reports must pass admission.
+
+use kube::Error;
+use serde_json::Value;
+use zdr::schema::{Checked, Problem, check_document};
+
+use crate::cluster::setup_api_only;
+use crate::validate_cases::cases;
+
+/// The field a problem line names: `spec.x` of `spec.x: …`, or the quoted path of `unknown
+/// field "spec.x"`.
+fn field(p: &Problem) -> &str {
+    match p.line.strip_prefix("unknown field \"") {
+        Some(rest) => rest.split('"').next().unwrap_or(rest),
+        None => p.line.split(": ").next().unwrap_or(&p.line),
+    }
+}
+
+/// What the API server says to a dry-run create of `doc` in `ns`: `None` accepted, or its
+/// message.
+async fn admission(client: &kube::Client, ns: &str, doc: &Value) -> Option<String> {
+    let uri = format!(
+        "/apis/zdr.dev/v1alpha1/namespaces/{ns}/zerodowntimerollouts?dryRun=All&fieldValidation=Strict"
+    );
+    let body = serde_json::to_vec(doc).expect("JSON");
+    let req = http::Request::post(uri)
+        .header("content-type", "application/json")
+        .body(body)
+        .expect("a request");
+    match client.request::<Value>(req).await {
+        Ok(_) => None,
+        Err(Error::Api(status)) => Some(status.message),
+        Err(e) => panic!("the API server did not answer the dry run: {e}"),
+    }
+}
+
+pub async fn the_api_server_and_validate_agree_on_every_case() {
+    let Some(env) = setup_api_only("validate").await else {
+        return;
+    };
+    let mut disagree = Vec::new();
+    let mut sent = 0;
+    for case in cases() {
+        let Checked::Rollout { problems, .. } = check_document(&case.doc) else {
+            continue;
+        };
+        sent += 1;
+        let refusing: Vec<&Problem> = problems
+            .iter()
+            .filter(|p| p.source.refused_at_admission())
+            .collect();
+        let answer = admission(&env.client, &env.ns, &case.doc).await;
+        match (&answer, refusing.is_empty()) {
+            (None, true) => {}
+            (None, false) => disagree.push(format!(
+                "{}: the API server accepts it, validate says {refusing:?}",
+                case.name
+            )),
+            (Some(msg), true) => disagree.push(format!(
+                "{}: the API server refuses it ({msg}), validate finds no admission problem ({problems:?})",
+                case.name
+            )),
+            (Some(msg), false) => {
+                for p in refusing.iter().filter(|p| !msg.contains(field(p))) {
+                    disagree.push(format!(
+                        "{}: the API server's message does not name {:?}: {msg}",
+                        case.name,
+                        field(p)
+                    ));
+                }
+            }
+        }
+    }
+    assert!(sent >= 10, "the cases were read: {sent}");
+    assert!(disagree.is_empty(), "{}", disagree.join("\n"));
+    env.teardown().await;
+}
