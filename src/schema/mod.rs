@@ -122,6 +122,9 @@ pub fn check_document(doc: &Value) -> Checked {
 /// when the structure is sound, as the API server skips rules on malformed objects).
 pub fn admission_problems(doc: &Value) -> Vec<Problem> {
     let mut lines = metadata_problems(doc);
+    if let (Some(meta), Some(meta_schema)) = (doc.get("metadata"), object_meta_schema()) {
+        structural::check(meta_schema, meta, "metadata", &mut lines);
+    }
     structural::check(schema(), doc, "", &mut lines);
     let mut problems: Vec<Problem> = lines
         .into_iter()
@@ -136,22 +139,19 @@ pub fn admission_problems(doc: &Value) -> Vec<Problem> {
     problems
 }
 
-/// The few checks of `metadata` the API server makes on every object.
+/// The checks of `metadata.name` the API server makes on every object (its type and the other
+/// fields are checked against the ObjectMeta schema).
 fn metadata_problems(doc: &Value) -> Vec<String> {
     let meta = doc.get("metadata");
     let name = meta.and_then(|m| m.get("name"));
     let generate = meta.and_then(|m| m.get("generateName"));
-    match (meta, name) {
-        (Some(m), _) if !m.is_object() => vec!["metadata: Invalid value: must be an object".into()],
-        (_, None) if generate.is_none() => {
+    match name {
+        None if generate.is_none() => {
             vec!["metadata.name: Required value: name or generateName is required".into()]
         }
-        (_, Some(Value::String(n))) if !is_dns_subdomain(n) => vec![format!(
+        Some(Value::String(n)) if !is_dns_subdomain(n) => vec![format!(
             "metadata.name: Invalid value: {n:?}: a lowercase RFC 1123 subdomain must consist of lower case alphanumeric characters, '-' or '.', and must start and end with an alphanumeric character"
         )],
-        (_, Some(n)) if !n.is_string() => {
-            vec!["metadata.name: Invalid value: must be a string".into()]
-        }
         _ => Vec::new(),
     }
 }
@@ -215,6 +215,12 @@ fn controller_problems(r: &ZeroDowntimeRollout) -> Vec<Problem> {
             ),
         }],
     }
+}
+
+/// The schema of an ObjectMeta: the CRD leaves the root `metadata` to the API server, which
+/// decodes it strictly as an ObjectMeta; the pod template's `metadata` in the same CRD is one.
+fn object_meta_schema() -> Option<&'static Value> {
+    schema().pointer("/properties/spec/properties/template/properties/metadata")
 }
 
 /// The generated CRD's `openAPIV3Schema`.

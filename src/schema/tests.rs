@@ -122,8 +122,10 @@ fn metadata_needs_a_valid_name() {
     doc["metadata"] = json!({"name": 3});
     assert_eq!(
         lines(&doc),
-        ["metadata.name: Invalid value: must be a string"]
+        ["metadata.name: Invalid value: \"integer\": must be of type string"]
     );
+    doc["metadata"] = json!({"name": "web", "labelz": {}});
+    assert_eq!(lines(&doc), ["unknown field \"metadata.labelz\""]);
 }
 
 #[test]
