@@ -2,7 +2,8 @@
 //! created with server-side dry run and strict field validation (`kubectl create
 //! --dry-run=server --validate=strict`); the API server must refuse exactly the cases that
 //! `validate` reports a schema or rule problem for, and its message must name the same field.
-//! Problems only the controller reports must pass admission.
+//! Problems only the controller reports must pass admission. Also: the in-cluster subcommands
+//! take `-n/--namespace` after the subcommand, and a rollout not found names the namespace.
 
 use kube::Error;
 use serde_json::Value;
@@ -84,5 +85,47 @@ pub async fn the_api_server_and_validate_agree_on_every_case() {
         "{refused} of {sent} refused: the table needs both kinds"
     );
     assert!(disagree.is_empty(), "{}", disagree.join("\n"));
+    env.teardown().await;
+}
+
+/// Runs the real `kubectl-zdr` with `args` against the suite's cluster (`KUBECONFIG`).
+fn plugin(args: &[&str]) -> (i32, String, String) {
+    let out = std::process::Command::new(env!("CARGO_BIN_EXE_kubectl-zdr"))
+        .args(args)
+        .output()
+        .expect("kubectl-zdr runs");
+    (
+        out.status.code().expect("exited"),
+        String::from_utf8_lossy(&out.stdout).into_owned(),
+        String::from_utf8_lossy(&out.stderr).into_owned(),
+    )
+}
+
+pub async fn the_plugin_takes_the_namespace_after_the_subcommand() {
+    let Some(env) = setup_api_only("plugin-ns").await else {
+        return;
+    };
+    let case = cases()
+        .into_iter()
+        .find(|c| c.name == "valid-rolling")
+        .expect("the valid-rolling case");
+    let ar = kube::api::ApiResource::erase::<zdr::crd::ZeroDowntimeRollout>(&());
+    let api: kube::Api<kube::api::DynamicObject> =
+        kube::Api::namespaced_with(env.client.clone(), &env.ns, &ar);
+    let obj = serde_json::from_value(case.doc).expect("an object");
+    api.create(&Default::default(), &obj)
+        .await
+        .expect("the valid case is created");
+    let (code, out, err) = plugin(&["status", "web", "-n", &env.ns]);
+    assert_eq!(code, 0, "{err}");
+    assert!(out.starts_with("Name:        web\n"), "{out}");
+    let (code, out, err) = plugin(&["history", "web", "--namespace", "zdr-e2e-nowhere"]);
+    assert_eq!((code, out.as_str()), (1, ""), "{err}");
+    assert!(
+        err.contains(
+            "\"web\" not found in namespace zdr-e2e-nowhere (-n/--namespace names another)"
+        ),
+        "{err}"
+    );
     env.teardown().await;
 }

@@ -159,5 +159,5 @@ async fn in_cluster(cmd: Command) -> Result<(), String> {
         Command::History(_) => cluster::history(client, &ns, &name).await,
         Command::Validate { .. } | Command::Plan { .. } => unreachable!("handled offline"),
     };
-    r.map_err(|e| e.to_string())
+    r.map_err(|e| zdr::plugin::api_error(&e, &ns))
 }

@@ -22,3 +22,16 @@ fn plugin_params() -> PatchParams {
         ..PatchParams::default()
     }
 }
+
+/// A failed API call for people: the API server's own message, and for a rollout not found the
+/// namespace that was searched (the kube error's debug dump helps nobody at a terminal).
+pub fn api_error(e: &kube::Error, ns: &str) -> String {
+    match e {
+        kube::Error::Api(s) if s.code == 404 => format!(
+            "{} in namespace {ns} (-n/--namespace names another)",
+            s.message
+        ),
+        kube::Error::Api(s) => format!("{} ({}, HTTP {})", s.message, s.reason, s.code),
+        other => other.to_string(),
+    }
+}
