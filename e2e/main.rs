@@ -32,6 +32,9 @@ mod restart;
 mod rolling;
 mod suite;
 mod timeline;
+mod validate;
+#[path = "../tests/validate/cases.rs"]
+mod validate_cases;
 
 use suite::{Body, Test};
 
@@ -91,6 +94,8 @@ fn tests() -> Vec<Test> {
         on_cluster!(examples::the_api_server_accepts_every_example_and_rejects_both_zero),
         on_cluster!(namespaces::namespaced_rbac_manages_its_namespace_and_leaves_others_alone),
         on_cluster!(paused::paused_rollout_makes_no_progress_until_resumed),
+        on_cluster!(validate::the_api_server_and_validate_agree_on_every_case),
+        on_cluster!(validate::the_plugin_takes_the_namespace_after_the_subcommand),
         on_cluster!(rolling::rolling_update_keeps_capacity_and_rollback_reuses_the_revision),
         on_cluster!(rolling::termination_started_overlaps_the_drain_within_the_bounds),
         on_cluster!(restart::controller_killed_at_random_moments_keeps_the_bounds),
@@ -125,6 +130,7 @@ fn every_test_function_is_listed() {
         "paused",
         "restart",
         "rolling",
+        "validate",
     ];
     let mut missing = Vec::new();
     for m in modules {
