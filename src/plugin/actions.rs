@@ -240,11 +240,11 @@ async fn act(
     request: impl FnOnce(&ZeroDowntimeRollout) -> Result<(Value, String), String>,
 ) -> Result<(), String> {
     let api: Api<ZeroDowntimeRollout> = Api::namespaced(client, ns);
-    let z = api.get(name).await.map_err(|e| e.to_string())?;
+    let z = api.get(name).await.map_err(|e| super::api_error(&e, ns))?;
     let (patch, done) = request(&z)?;
     api.patch(name, &plugin_params(), &Patch::Merge(patch))
         .await
-        .map_err(|e| e.to_string())?;
+        .map_err(|e| super::api_error(&e, ns))?;
     println!("{done}");
     Ok(())
 }
