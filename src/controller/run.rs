@@ -46,7 +46,8 @@ pub struct Args {
     /// Watch only this namespace (default: all).
     #[arg(long, env = "ZDR_WATCH_NAMESPACE")]
     pub namespace: Option<String>,
-    /// Image of the zdr-agent sidecar (used by hot swaps).
+    /// Image of the zdr-agent hot-swap sidecar. Not used yet: the controller does not inject
+    /// the sidecar (issue 9), so hot swaps are not driven by it and pods are replaced.
     #[arg(long, env = "ZDR_AGENT_IMAGE")]
     pub agent_image: Option<String>,
     /// Seconds to wait after a retiring pod left every EndpointSlice before deleting it.
@@ -63,9 +64,12 @@ pub enum StartError {
     /// No kubeconfig and not in a cluster.
     #[error("no Kubernetes cluster configured (set KUBECONFIG or run in a pod): {0}")]
     NoCluster(#[source] kube::Error),
-    /// The API server did not answer.
-    #[error("the Kubernetes API server is not reachable: {0}")]
-    Unreachable(#[source] kube::Error),
+    /// The API server did not answer (its URL, the error).
+    #[error("the Kubernetes API server at {0} is not reachable: {1}")]
+    Unreachable(String, #[source] kube::Error),
+    /// The configuration names an API server, but no client could be built for it.
+    #[error("cannot make a client for the Kubernetes API server at {0}: {1}")]
+    Client(String, #[source] kube::Error),
     /// The CRD is missing.
     #[error(
         "the ZeroDowntimeRollout CRD is not installed: kubectl apply --server-side -f crds/zerodowntimerollouts.yaml (or install the Helm chart)"
@@ -123,17 +127,21 @@ pub async fn run(args: Args) -> Result<(), StartError> {
         .await
         .map_err(|e| StartError::Bind(args.metrics_addr, e))?;
 
-    let client = Client::try_default().await.map_err(StartError::NoCluster)?;
+    let config = kube::Config::infer()
+        .await
+        .map_err(|e| StartError::NoCluster(kube::Error::InferConfig(e)))?;
+    let url = config.cluster_url.to_string();
+    let client = Client::try_from(config).map_err(|e| StartError::Client(url.clone(), e))?;
     client
         .apiserver_version()
         .await
-        .map_err(StartError::Unreachable)?;
+        .map_err(|e| StartError::Unreachable(url.clone(), e))?;
     let ns = args.namespace.as_deref();
     let zdrs: Api<ZeroDowntimeRollout> = api(&client, ns);
     match zdrs.list(&ListParams::default().limit(1)).await {
         Ok(_) => {}
         Err(kube::Error::Api(s)) if s.code == 404 => return Err(StartError::CrdMissing),
-        Err(e) => return Err(StartError::Unreachable(e)),
+        Err(e) => return Err(StartError::Unreachable(url, e)),
     }
 
     let lock = if args.leader_elect {
