@@ -320,3 +320,4 @@ mod analysis;
 mod canary;
 mod restart;
 mod rolling;
+mod stuck;
