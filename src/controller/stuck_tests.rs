@@ -368,3 +368,16 @@ proptest! {
         prop_assert_eq!(run(&pods, &[], now), run(&other, &[], now));
     }
 }
+
+#[test]
+fn every_reason_is_explained_in_the_troubleshooting_guide() {
+    let path = concat!(env!("CARGO_MANIFEST_DIR"), "/docs/troubleshooting.md");
+    let guide = std::fs::read_to_string(path).expect("docs/troubleshooting.md");
+    for r in BlockReason::ALL {
+        assert!(
+            guide.contains(&format!("| `{}` |", r.as_str())),
+            "{path} has no row for {r:?}"
+        );
+        assert_eq!(BlockReason::parse(r.as_str()), Some(r));
+    }
+}
