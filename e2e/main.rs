@@ -1,8 +1,7 @@
 //! End-to-end tests of zdr against a real Kubernetes cluster (kind, k3d, the local control plane
 //! of `../shared/k8s`, any conformant one): rolling update and rollback under the
-//! surge/availability bounds, `paused`, the progress deadline, what holds a stuck update, an
-//! update aborted by its SLO analysis, and canaries through a Gateway API HTTPRoute. See
-//! docs/e2e.md.
+//! surge/availability bounds, `paused`, the progress deadline, an update aborted by its SLO
+//! analysis, and canaries through a Gateway API HTTPRoute. See docs/e2e.md.
 //!
 //! They run only when `KUBECONFIG` names a reachable cluster; otherwise each test prints
 //! `SKIPPED: no cluster: <why>` and passes, unless `ZDR_REQUIRE_CLUSTER=1` makes that a failure.
