@@ -530,6 +530,19 @@ impl TestEnv {
         );
     }
 
+    /// Starts this test's controller (watching only its namespace) with `kubeconfig`, another
+    /// identity than the suite's; a restart keeps it.
+    pub fn start_controller_as(&mut self, kubeconfig: PathBuf) {
+        self.controller = Some(start_controller(&self.ns, &kubeconfig));
+        self.controller_kubeconfig = Some(kubeconfig);
+    }
+
+    /// What the controller of this test logged so far (`None` without one).
+    pub fn controller_log(&self) -> Option<String> {
+        let c = self.controller.as_ref()?;
+        Some(std::fs::read_to_string(&c.log).unwrap_or_default())
+    }
+
     /// Kills the controller with SIGKILL, waits for it, and starts a new one.
     pub async fn restart_controller(&mut self) {
         if let Some(c) = self.controller.as_mut() {

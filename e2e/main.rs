@@ -1,6 +1,6 @@
 //! End-to-end tests of zdr against a real Kubernetes cluster (kind, k3d, the local control plane
 //! of `../shared/k8s`, any conformant one): rolling update and rollback under the
-//! surge/availability bounds, `paused`, the progress deadline, an update aborted by its SLO
+//! surge/availability bounds, `paused`, the chart's namespaced RBAC, the progress deadline, an update aborted by its SLO
 //! analysis, and canaries through a Gateway API HTTPRoute. See docs/e2e.md.
 //!
 //! They run only when `KUBECONFIG` names a reachable cluster; otherwise each test prints
@@ -24,6 +24,7 @@ mod deadline;
 mod examples;
 mod gateway;
 mod istio;
+mod namespaces;
 mod paused;
 mod pods;
 mod rbac;
@@ -32,6 +33,9 @@ mod rolling;
 mod stuck;
 mod suite;
 mod timeline;
+mod validate;
+#[path = "../tests/validate/cases.rs"]
+mod validate_cases;
 
 use suite::{Body, Test};
 
@@ -89,7 +93,10 @@ fn tests() -> Vec<Test> {
         on_cluster!(canary_chaos::canary_through_an_istio_virtualservice),
         on_cluster!(deadline::progress_deadline_marks_the_rollout_degraded),
         on_cluster!(examples::the_api_server_accepts_every_example_and_rejects_both_zero),
+        on_cluster!(namespaces::namespaced_rbac_manages_its_namespace_and_leaves_others_alone),
         on_cluster!(paused::paused_rollout_makes_no_progress_until_resumed),
+        on_cluster!(validate::the_api_server_and_validate_agree_on_every_case),
+        on_cluster!(validate::the_plugin_takes_the_namespace_after_the_subcommand),
         on_cluster!(rolling::rolling_update_keeps_capacity_and_rollback_reuses_the_revision),
         on_cluster!(rolling::termination_started_overlaps_the_drain_within_the_bounds),
         on_cluster!(restart::controller_killed_at_random_moments_keeps_the_bounds),
@@ -121,10 +128,12 @@ fn every_test_function_is_listed() {
         "canary_chaos",
         "deadline",
         "examples",
+        "namespaces",
         "paused",
         "restart",
         "rolling",
         "stuck",
+        "validate",
     ];
     let mut missing = Vec::new();
     for m in modules {

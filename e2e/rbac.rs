@@ -4,6 +4,9 @@
 //! ClusterRole and ClusterRoleBinding into [`NAMESPACE`], and writes a kubeconfig whose user
 //! impersonates that ServiceAccount (`as: system:serviceaccount:<ns>:<name>`). A verb missing
 //! from the chart makes the controller's request fail, hence the test.
+//!
+//! [`install_namespaced`] does the same with the chart's namespaced mode (`watchNamespaces`):
+//! another release's ServiceAccount, bound only by a Role in each watched namespace.
 
 use std::io::Write;
 use std::path::Path;
@@ -12,7 +15,7 @@ use std::time::Duration;
 
 use k8s_openapi::api::authentication::v1::SelfSubjectReview;
 use k8s_openapi::api::core::v1::{Namespace, ServiceAccount};
-use k8s_openapi::api::rbac::v1::{ClusterRole, ClusterRoleBinding};
+use k8s_openapi::api::rbac::v1::{ClusterRole, ClusterRoleBinding, Role, RoleBinding};
 use kube::api::{ListParams, Patch, PatchParams, PostParams};
 use kube::config::{KubeConfigOptions, Kubeconfig, NamedContext};
 use kube::{Api, Client, Resource, ResourceExt};
@@ -29,17 +32,23 @@ use crate::cluster::MANAGER;
 pub const NAMESPACE: &str = "zdr-e2e-system";
 /// The Helm release name: the objects are named `zdr-e2e`.
 const RELEASE: &str = "zdr-e2e";
+/// The release rendered in namespaced mode: its ServiceAccount `zdr-e2e-ns` (kept in
+/// [`NAMESPACE`] like the other) has no cluster-wide binding.
+const NAMESPACED_RELEASE: &str = "zdr-e2e-ns";
 /// The helm-python-sdk version `.ci/run` installs.
 const SDK: &str = "helm-python-sdk==0.2.2";
 
-/// Renders the chart with its default values (cluster-wide RBAC) for release [`RELEASE`] in
-/// [`NAMESPACE`].
-fn render() -> Result<Vec<Value>, String> {
+/// Renders the chart for `release` in [`NAMESPACE`], with `--set` values `sets`.
+fn render(release: &str, sets: &[String]) -> Result<Vec<Value>, String> {
     let python = std::env::var("ZDR_PYTHON").unwrap_or_else(|_| "python3".into());
     let script = Path::new(env!("CARGO_MANIFEST_DIR")).join("hack/helm-render.py");
-    let out = Command::new(&python)
-        .arg(&script)
-        .args(["--release", RELEASE, "--namespace", NAMESPACE, "--no-lint"])
+    let mut cmd = Command::new(&python);
+    cmd.arg(&script)
+        .args(["--release", release, "--namespace", NAMESPACE, "--no-lint"]);
+    for set in sets {
+        cmd.args(["--set", set]);
+    }
+    let out = cmd
         .output()
         .map_err(|e| format!("cannot run {python} {}: {e}", script.display()))?;
     let stderr = String::from_utf8_lossy(&out.stderr);
@@ -66,15 +75,24 @@ fn render() -> Result<Vec<Value>, String> {
     Ok(docs.into_iter().filter(|d| !d.is_null()).collect())
 }
 
+/// Every rendered object of `kind`.
+fn all<K: DeserializeOwned>(docs: &[Value], kind: &str) -> Result<Vec<K>, String> {
+    docs.iter()
+        .filter(|d| d["kind"] == kind)
+        .map(|d| {
+            serde_json::from_value(d.clone())
+                .map_err(|e| format!("the chart's {kind} does not parse: {e}"))
+        })
+        .collect()
+}
+
 /// The one rendered object of `kind`.
 fn one<K: DeserializeOwned>(docs: &[Value], kind: &str) -> Result<K, String> {
-    let found: Vec<&Value> = docs.iter().filter(|d| d["kind"] == kind).collect();
-    match found.as_slice() {
-        [doc] => serde_json::from_value((*doc).clone())
-            .map_err(|e| format!("the chart's {kind} does not parse: {e}")),
-        _ => Err(format!(
-            "the chart (default values) renders {} {kind} objects, expected one",
-            found.len()
+    let mut found = all(docs, kind)?;
+    match found.len() {
+        1 => Ok(found.remove(0)),
+        n => Err(format!(
+            "the chart renders {n} {kind} objects, expected one"
         )),
     }
 }
@@ -100,17 +118,73 @@ where
 /// Applies the chart's RBAC and writes the controllers' kubeconfig to `path`; returns the user
 /// it impersonates.
 pub async fn install(client: &Client, path: &Path) -> Result<String, String> {
-    let docs = render()?;
-    let sa: ServiceAccount = one(&docs, "ServiceAccount")?;
+    let docs = render(RELEASE, &[])?;
     let role: ClusterRole = one(&docs, "ClusterRole")?;
     let binding: ClusterRoleBinding = one(&docs, "ClusterRoleBinding")?;
+    let sa = apply_service_account(client, &docs).await?;
+    apply(&Api::all(client.clone()), &role).await?;
+    apply(&Api::all(client.clone()), &binding).await?;
+
+    let user = format!("system:serviceaccount:{NAMESPACE}:{}", sa.name_any());
+    write_kubeconfig(&user, path)?;
+    check(path, &user, None).await?;
+    Ok(user)
+}
+
+/// Applies the chart's RBAC in namespaced mode, watching `namespaces` (which must exist), and
+/// writes a kubeconfig impersonating its ServiceAccount to `path`; returns that user. Fails if the
+/// chart grants anything cluster-wide in that mode.
+pub async fn install_namespaced(
+    client: &Client,
+    namespaces: &[&str],
+    path: &Path,
+) -> Result<String, String> {
+    let set = format!("watchNamespaces={{{}}}", namespaces.join(","));
+    let docs = render(NAMESPACED_RELEASE, &[set])?;
+    for kind in ["ClusterRole", "ClusterRoleBinding"] {
+        let n = all::<Value>(&docs, kind)?.len();
+        if n > 0 {
+            return Err(format!(
+                "with watchNamespaces the chart still renders {n} {kind}"
+            ));
+        }
+    }
+    let sa = apply_service_account(client, &docs).await?;
+    let roles: Vec<Role> = all(&docs, "Role")?;
+    let bindings: Vec<RoleBinding> = all(&docs, "RoleBinding")?;
+    for ns in namespaces {
+        let here = |o: &Option<String>| o.as_deref() == Some(*ns);
+        if !roles.iter().any(|r| here(&r.metadata.namespace))
+            || !bindings.iter().any(|b| here(&b.metadata.namespace))
+        {
+            return Err(format!("the chart renders no Role and RoleBinding in {ns}"));
+        }
+    }
+    for role in &roles {
+        let ns = role.namespace().unwrap_or_default();
+        apply(&Api::namespaced(client.clone(), &ns), role).await?;
+    }
+    for binding in &bindings {
+        let ns = binding.namespace().unwrap_or_default();
+        apply(&Api::namespaced(client.clone(), &ns), binding).await?;
+    }
+    let user = format!("system:serviceaccount:{NAMESPACE}:{}", sa.name_any());
+    write_kubeconfig(&user, path)?;
+    for ns in namespaces {
+        check(path, &user, Some(*ns)).await?;
+    }
+    Ok(user)
+}
+
+/// Applies [`NAMESPACE`] and the chart's ServiceAccount there; returns the ServiceAccount.
+async fn apply_service_account(client: &Client, docs: &[Value]) -> Result<ServiceAccount, String> {
+    let sa: ServiceAccount = one(docs, "ServiceAccount")?;
     if sa.namespace().as_deref() != Some(NAMESPACE) {
         return Err(format!(
             "the chart's ServiceAccount is in {:?}, not the release namespace {NAMESPACE}",
             sa.namespace()
         ));
     }
-
     let ns: Namespace = serde_json::from_value(json!({
         "apiVersion": "v1",
         "kind": "Namespace",
@@ -119,13 +193,7 @@ pub async fn install(client: &Client, path: &Path) -> Result<String, String> {
     .map_err(|e| e.to_string())?;
     apply(&Api::all(client.clone()), &ns).await?;
     apply(&Api::namespaced(client.clone(), NAMESPACE), &sa).await?;
-    apply(&Api::all(client.clone()), &role).await?;
-    apply(&Api::all(client.clone()), &binding).await?;
-
-    let user = format!("system:serviceaccount:{NAMESPACE}:{}", sa.name_any());
-    write_kubeconfig(&user, path)?;
-    check(path, &user).await?;
-    Ok(user)
+    Ok(sa)
 }
 
 /// Writes a kubeconfig holding only the current context of `KUBECONFIG`, its user impersonating
@@ -189,9 +257,10 @@ fn write_kubeconfig(user: &str, path: &Path) -> Result<(), String> {
 }
 
 /// Checks the written kubeconfig: the API server sees `user` (not the admin), and the chart's
-/// rules are in force for it (RBAC changes reach the authorizer shortly after they are
-/// written: poll, bounded, until a request the ClusterRole allows succeeds).
-async fn check(path: &Path, user: &str) -> Result<(), String> {
+/// rules are in force for it in namespace `ns` (all namespaces when `None`): RBAC changes reach
+/// the authorizer shortly after they are written, so poll, bounded, until a request the rules
+/// allow succeeds.
+async fn check(path: &Path, user: &str, ns: Option<&str>) -> Result<(), String> {
     let kc = Kubeconfig::read_from(path).map_err(|e| format!("{}: {e}", path.display()))?;
     let config = kube::Config::from_custom_kubeconfig(kc, &KubeConfigOptions::default())
         .await
@@ -218,7 +287,11 @@ async fn check(path: &Path, user: &str) -> Result<(), String> {
         ));
     }
 
-    let zdrs: Api<ZeroDowntimeRollout> = Api::all(client);
+    let zdrs: Api<ZeroDowntimeRollout> = match ns {
+        Some(ns) => Api::namespaced(client, ns),
+        None => Api::all(client),
+    };
+    let place = ns.map_or("all namespaces".to_string(), |ns| format!("namespace {ns}"));
     let deadline = tokio::time::Instant::now() + Duration::from_secs(30);
     loop {
         match zdrs.list(&ListParams::default().limit(1)).await {
@@ -226,13 +299,17 @@ async fn check(path: &Path, user: &str) -> Result<(), String> {
             Err(kube::Error::Api(s)) if s.code == 403 => {
                 if tokio::time::Instant::now() >= deadline {
                     return Err(format!(
-                        "{user} still may not list ZeroDowntimeRollouts 30s after the chart's \
-                         ClusterRoleBinding was applied: {}",
+                        "{user} still may not list ZeroDowntimeRollouts in {place} 30s after \
+                         the chart's RBAC was applied: {}",
                         s.message
                     ));
                 }
             }
-            Err(e) => return Err(format!("listing ZeroDowntimeRollouts as {user}: {e}")),
+            Err(e) => {
+                return Err(format!(
+                    "listing ZeroDowntimeRollouts in {place} as {user}: {e}"
+                ));
+            }
         }
         tokio::time::sleep(Duration::from_millis(200)).await;
     }

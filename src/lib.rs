@@ -7,6 +7,7 @@
 //! - [`planner`]: the pure rollout planner (observed pods + spec + time -> actions), one module
 //!   per strategy.
 //! - [`validate`]: what the controller and `kubectl zdr validate` check beyond the CRD's rules.
+//! - [`schema`]: offline checks of a manifest against the CRD's schema and rules, then [`validate`].
 //! - [`revision`]: template hashes and ControllerRevisions.
 //! - [`traffic`]: traffic routers (Gateway API, Istio) and the canary's Services.
 //! - [`controller`]: the reconcile pipeline around it, and everything that talks to the API server.
@@ -23,6 +24,7 @@ pub mod observe;
 pub mod planner;
 pub mod plugin;
 pub mod revision;
+pub mod schema;
 pub mod telemetry;
 pub mod traffic;
 pub mod validate;

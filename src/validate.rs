@@ -1,5 +1,7 @@
 //! Validation of a rollout's spec beyond what the CRD's CEL rules reject at admission: what the
-//! controller needs to act on it, or the reason it cannot (reported as a status condition).
+//! controller needs to act on it, or the reason it cannot (reported as a status condition, and
+//! by `kubectl zdr validate` and `plan` through [`crate::schema`]). Messages start with the
+//! field path.
 
 use kube::core::{Selector, SelectorExt};
 
@@ -114,7 +116,7 @@ pub fn validate(spec: &ZeroDowntimeRolloutSpec) -> Result<Valid, Invalid> {
     };
     let (max_surge, max_unavailable) =
         resolve_surge_unavailable(&surge, &unavailable, spec.replicas)
-            .map_err(|e| invalid("InvalidStrategy", e.to_string()))?;
+            .map_err(|e| invalid("InvalidStrategy", format!("{}: {e}", strategy_path(spec))))?;
     let mut notices = Vec::new();
     if let Some(hs) = &spec.strategy.hot_swap {
         notices.push(Notice {
@@ -136,18 +138,27 @@ pub fn validate(spec: &ZeroDowntimeRolloutSpec) -> Result<Valid, Invalid> {
     })
 }
 
+/// Where the strategy's maxSurge and maxUnavailable are, for messages.
+fn strategy_path(spec: &ZeroDowntimeRolloutSpec) -> &'static str {
+    if spec.strategy.canary.is_some() {
+        "spec.strategy.canary"
+    } else {
+        "spec.strategy.rolling"
+    }
+}
+
 /// The canary's steps as the planner reads them.
 fn canary(c: &CanaryStrategy, has_analysis: bool) -> Result<Canary, Invalid> {
     if c.steps.is_empty() {
         return Err(invalid(
             "InvalidStrategy",
-            "strategy.canary.steps: at least one step is needed",
+            "spec.strategy.canary.steps: at least one step is needed",
         ));
     }
     if c.stable_service == c.canary_service {
         return Err(invalid(
             "InvalidStrategy",
-            "strategy.canary: stableService and canaryService must be two different Services",
+            "spec.strategy.canary: stableService and canaryService must be two different Services",
         ));
     }
     let routed = c.traffic_routing.is_some();
@@ -161,7 +172,7 @@ fn canary(c: &CanaryStrategy, has_analysis: bool) -> Result<Canary, Invalid> {
 }
 
 fn step(i: usize, s: &CanaryStep, routed: bool, has_analysis: bool) -> Result<Step, Invalid> {
-    let at = |what: &str| format!("strategy.canary.steps[{i}]: {what}");
+    let at = |what: &str| format!("spec.strategy.canary.steps[{i}]: {what}");
     let set = [
         s.set_weight.is_some(),
         s.set_header_route.is_some(),

@@ -11,6 +11,7 @@ use std::path::{Path, PathBuf};
 use std::process::Command;
 
 use serde_json::Value;
+use zdr::controller::rbac::{RULES, Scope};
 
 const RELEASE: &str = "zdr";
 const RELEASE_NS: &str = "zdr-system";
@@ -208,63 +209,90 @@ fn assert_probes(docs: &[Value]) {
     );
 }
 
-/// The rules the controller needs: (apiGroup, resource, verbs).
-const REQUIRED_RULES: &[(&str, &str, &[&str])] = &[
-    ("zdr.dev", "zerodowntimerollouts", &["get", "list", "watch"]),
-    (
-        "zdr.dev",
-        "zerodowntimerollouts/status",
-        &["get", "patch", "update"],
-    ),
-    (
-        "",
-        "pods",
-        &["get", "list", "watch", "create", "delete", "patch"],
-    ),
-    ("", "pods/status", &["patch"]),
-    (
-        "apps",
-        "controllerrevisions",
-        &["get", "list", "watch", "create", "delete", "patch"],
-    ),
-    (
-        "discovery.k8s.io",
-        "endpointslices",
-        &["get", "list", "watch"],
-    ),
-    ("", "services", &["get", "patch"]),
-    ("", "secrets", &["get"]),
-    ("events.k8s.io", "events", &["create", "patch"]),
-    ("", "events", &["create", "patch"]),
-    (
-        "gateway.networking.k8s.io",
-        "httproutes",
-        &["get", "update"],
-    ),
-    ("networking.istio.io", "virtualservices", &["get", "update"]),
-];
-const LEASE_RULE: (&str, &str, &[&str]) = (
-    "coordination.k8s.io",
-    "leases",
-    &["get", "create", "update", "patch"],
-);
+/// One granted permission: (apiGroup, resource, resourceNames, verb).
+type Grant = (String, String, Vec<String>, String);
 
-/// Verbs granted on `group/resource` by `rules` (rules limited by resourceNames count only when
-/// they name `resource_name`).
-fn granted(rules: &[&Value], group: &str, resource: &str, resource_name: &str) -> BTreeSet<String> {
-    let mut verbs = BTreeSet::new();
+/// What `rules` grant, one [`Grant`] per verb.
+fn grants<'a>(rules: impl IntoIterator<Item = &'a Value>) -> BTreeSet<Grant> {
+    let mut out = BTreeSet::new();
     for r in rules {
-        let groups = strs(&r["apiGroups"]);
-        let resources = strs(&r["resources"]);
-        let names = strs(&r["resourceNames"]);
-        let group_ok = groups.iter().any(|g| g == group || g == "*");
-        let resource_ok = resources.iter().any(|x| x == resource || x == "*");
-        let name_ok = names.is_empty() || names.iter().any(|n| n == resource_name);
-        if group_ok && resource_ok && name_ok {
-            verbs.extend(strs(&r["verbs"]));
+        let mut names = strs(&r["resourceNames"]);
+        names.sort();
+        for g in strs(&r["apiGroups"]) {
+            for res in strs(&r["resources"]) {
+                for v in strs(&r["verbs"]) {
+                    out.insert((g.clone(), res.clone(), names.clone(), v));
+                }
+            }
         }
     }
-    verbs
+    out
+}
+
+/// What src/controller/rbac.rs says the controller needs, by namespace ("" for cluster-wide):
+/// its Watched rules in each of `watched` (cluster-wide when empty) and, with leader election,
+/// its LeaderElection rules in the release namespace.
+fn expected_grants(watched: &[&str], leader: bool) -> BTreeMap<String, BTreeSet<Grant>> {
+    let mut out: BTreeMap<String, BTreeSet<Grant>> = BTreeMap::new();
+    let mut add = |ns: &str, scope: Scope| {
+        for r in RULES.iter().filter(|r| r.scope == scope) {
+            let mut names: Vec<String> = r.resource_names.iter().map(|n| n.to_string()).collect();
+            names.sort();
+            for v in r.verbs {
+                out.entry(ns.to_string()).or_default().insert((
+                    r.api_group.to_string(),
+                    r.resource.to_string(),
+                    names.clone(),
+                    v.as_str().to_string(),
+                ));
+            }
+        }
+    };
+    if watched.is_empty() {
+        add("", Scope::Watched);
+    }
+    for ns in watched {
+        add(ns, Scope::Watched);
+    }
+    if leader {
+        add(RELEASE_NS, Scope::LeaderElection);
+    }
+    out
+}
+
+/// The chart grants its ServiceAccount exactly what src/controller/rbac.rs lists: every right the
+/// controller uses, nothing more, and each in the right place.
+fn assert_rbac_matches_the_controller(docs: &[Value], watched: &[&str], leader: bool) {
+    let have: BTreeMap<String, BTreeSet<Grant>> = bound_rules(docs)
+        .into_iter()
+        .map(|(ns, rules)| (ns, grants(rules)))
+        .collect();
+    let want = expected_grants(watched, leader);
+    let places: BTreeSet<&String> = have.keys().chain(want.keys()).collect();
+    for ns in places {
+        let where_ = if ns.is_empty() {
+            "cluster-wide".to_string()
+        } else {
+            format!("in namespace {ns}")
+        };
+        let empty = BTreeSet::new();
+        let (h, w) = (
+            have.get(ns).unwrap_or(&empty),
+            want.get(ns).unwrap_or(&empty),
+        );
+        let missing: Vec<&Grant> = w.difference(h).collect();
+        let extra: Vec<&Grant> = h.difference(w).collect();
+        assert!(
+            missing.is_empty(),
+            "{where_}: the chart lacks {missing:?}, which src/controller/rbac.rs says the \
+             controller needs"
+        );
+        assert!(
+            extra.is_empty(),
+            "{where_}: the chart grants {extra:?}, which src/controller/rbac.rs does not list \
+             (least privilege)"
+        );
+    }
 }
 
 /// Rules of the roles (kind `role_kind`) bound by `binding_kind` to the chart's ServiceAccount,
@@ -307,27 +335,6 @@ fn bound_rules(docs: &[Value]) -> BTreeMap<String, Vec<&Value>> {
         }
     }
     out
-}
-
-fn assert_rules(rules: &[&Value], required: &[(&str, &str, &[&str])], where_: &str) {
-    for (group, resource, verbs) in required {
-        let have = granted(rules, group, resource, "zdr-controller");
-        for v in *verbs {
-            assert!(
-                have.contains(*v) || have.contains("*"),
-                "{where_}: missing verb {v} on {group}/{resource} (granted: {have:?})"
-            );
-        }
-        // Least privilege: nothing beyond what the controller uses.
-        let extra: Vec<&String> = have
-            .iter()
-            .filter(|v| !verbs.contains(&v.as_str()))
-            .collect();
-        assert!(
-            extra.is_empty(),
-            "{where_}: {group}/{resource} grants {extra:?}, which the controller does not use"
-        );
-    }
 }
 
 /// Selector labels match the pod template; every object carries the chart's common labels.
@@ -403,23 +410,8 @@ fn default_values_render_a_hardened_cluster_wide_controller() {
     .collect();
     assert_eq!(kinds(&docs), expect);
 
-    let rules = bound_rules(&docs);
-    assert_eq!(
-        rules.keys().collect::<Vec<_>>(),
-        [""],
-        "only a cluster-wide role"
-    );
-    assert_rules(&rules[""], REQUIRED_RULES, "ClusterRole");
-    assert!(
-        granted(
-            &rules[""],
-            "coordination.k8s.io",
-            "leases",
-            "zdr-controller"
-        )
-        .is_empty(),
-        "no lease rights without leader election"
-    );
+    // Only a cluster-wide role, and no lease rights without leader election.
+    assert_rbac_matches_the_controller(&docs, &[], false);
 
     let deploy = one(&docs, "Deployment");
     assert_eq!(deploy["spec"]["replicas"], 1);
@@ -443,20 +435,38 @@ fn default_values_render_a_hardened_cluster_wide_controller() {
 }
 
 #[test]
-fn watch_namespace_uses_a_role_in_that_namespace() {
-    let Some(docs) = render(&["watchNamespace=apps"]) else {
-        return;
-    };
-    assert_common(&docs);
-    let k = kinds(&docs);
-    assert!(
-        !k.contains("ClusterRole") && !k.contains("ClusterRoleBinding"),
-        "{k:?}"
-    );
-    let rules = bound_rules(&docs);
-    assert_eq!(rules.keys().collect::<Vec<_>>(), ["apps"]);
-    assert_rules(&rules["apps"], REQUIRED_RULES, "Role in apps");
-    assert!(container_args(&docs).contains(&"--namespace=apps".to_string()));
+fn watch_namespaces_grant_roles_there_and_nothing_cluster_wide() {
+    for (set, watched) in [
+        ("watchNamespaces={apps}", &["apps"][..]),
+        ("watchNamespaces={apps,shop}", &["apps", "shop"][..]),
+        // The release namespace may be watched too: its Role is the controller's, not the lease's.
+        (
+            "watchNamespaces={shop,zdr-system}",
+            &["shop", RELEASE_NS][..],
+        ),
+    ] {
+        let Some(docs) = render(&[set]) else { return };
+        assert_common(&docs);
+        let k = kinds(&docs);
+        assert!(
+            !k.contains("ClusterRole") && !k.contains("ClusterRoleBinding"),
+            "{set}: {k:?}"
+        );
+        assert_eq!(
+            all_of(&docs, "Role").len(),
+            watched.len(),
+            "{set}: a Role per namespace"
+        );
+        assert_rbac_matches_the_controller(&docs, watched, false);
+        let flag = format!("--namespace={}", watched.join(","));
+        assert!(container_args(&docs).contains(&flag), "{set}: {flag}");
+    }
+    // The single-namespace value of earlier charts is refused with the way to say it now.
+    match render_result(&["watchNamespace=apps"]) {
+        Render::Refused(err) => assert!(err.contains("watchNamespaces"), "{err}"),
+        Render::Docs(_) => panic!("the removed watchNamespace must not be ignored"),
+        Render::Skipped => {}
+    }
 }
 
 #[test]
@@ -473,12 +483,8 @@ fn leader_election_follows_replicas_and_can_be_forced() {
             args.contains(&format!("--leader-election-namespace={RELEASE_NS}")),
             "{args:?}"
         );
-        let rules = bound_rules(&docs);
-        assert_rules(&rules[""], REQUIRED_RULES, "ClusterRole");
-        let lease_rules = rules
-            .get(RELEASE_NS)
-            .unwrap_or_else(|| panic!("{sets:?}: no lease Role in the release namespace"));
-        assert_rules(lease_rules, &[LEASE_RULE], "leader-election Role");
+        // The cluster-wide rules, plus the lease Role in the release namespace.
+        assert_rbac_matches_the_controller(&docs, &[], true);
         let deploy = one(&docs, "Deployment");
         assert_eq!(deploy["spec"]["strategy"]["type"], "RollingUpdate");
         let replicas = deploy["spec"]["replicas"].as_i64().unwrap_or_default();
@@ -495,15 +501,11 @@ fn leader_election_follows_replicas_and_can_be_forced() {
             assert!(pdbs.is_empty(), "no PDB for a single replica");
         }
     }
-    let Some(docs) = render(&["replicas=3", "watchNamespace=apps"]) else {
+    let Some(docs) = render(&["replicas=3", "watchNamespaces={apps}"]) else {
         return;
     };
-    let rules = bound_rules(&docs);
-    assert_eq!(
-        rules.keys().collect::<Vec<_>>(),
-        ["apps", RELEASE_NS],
-        "watched namespace rules plus the lease Role"
-    );
+    // The watched namespace's rules plus the lease Role.
+    assert_rbac_matches_the_controller(&docs, &["apps"], true);
     assert_eq!(one(&docs, "Deployment")["spec"]["replicas"], 3);
 
     // Two replicas without a leader would fight: Helm must refuse.
@@ -616,6 +618,8 @@ fn invalid_values_are_refused() {
         ("image.pullPolicy=Sometimes", "pullPolicy"),
         ("metrics.port=70000", "port"),
         ("leaderElection.enabled=maybe", "enabled"),
+        ("watchNamespaces={Apps}", "watchNamespaces"),
+        ("watchNamespaces={apps,apps}", "watchNamespaces"),
     ] {
         match render_result(&[set]) {
             Render::Refused(err) => assert!(err.contains(needle), "{set}: {err}"),

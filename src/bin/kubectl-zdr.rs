@@ -1,7 +1,7 @@
 //! `kubectl zdr`: the kubectl plugin for ZeroDowntimeRollouts. Logic lives in `zdr::plugin`.
 
-use clap::{Parser, Subcommand};
-use zdr::plugin::{actions, cluster, plan};
+use clap::{Args, Parser, Subcommand};
+use zdr::plugin::{actions, cluster, plan, validate};
 
 #[derive(Parser)]
 #[command(
@@ -10,18 +10,35 @@ use zdr::plugin::{actions, cluster, plan};
     about = "Inspect and drive ZeroDowntimeRollouts"
 )]
 struct Cli {
-    /// Namespace (default: the kubeconfig context's).
-    #[arg(short, long, global = true)]
-    namespace: Option<String>,
     #[command(subcommand)]
     command: Command,
 }
 
+/// The rollout an in-cluster subcommand acts on.
+#[derive(Args)]
+struct Target {
+    /// Name of the ZeroDowntimeRollout (as `kubectl get zdr` lists it).
+    name: String,
+    /// Namespace of the rollout (default: the kubeconfig context's).
+    #[arg(short, long)]
+    namespace: Option<String>,
+}
+
 #[derive(Subcommand)]
 enum Command {
+    /// Offline: check FILE as the API server and the controller would (the CRD's schema and
+    /// CEL rules, unknown fields, the controller's validation). Exit 0 valid, 1 invalid (or no
+    /// ZeroDowntimeRollout in FILE), 2 FILE cannot be read or parsed.
+    Validate {
+        /// A manifest (multi-document YAML) with one or more ZeroDowntimeRollouts; `-` reads
+        /// stdin.
+        file: String,
+    },
     /// Offline: the waves (or canary steps and weights) that applying FILE would go through.
+    /// Runs `validate`'s checks first and plans nothing if they find a problem.
     Plan {
-        /// A manifest with one or more ZeroDowntimeRollouts.
+        /// A manifest (multi-document YAML) with one or more ZeroDowntimeRollouts; `-` reads
+        /// stdin.
         file: String,
         /// Plan a first install (no existing pods) instead of an update of running pods.
         #[arg(long)]
@@ -36,8 +53,8 @@ enum Command {
     },
     /// Phase, canary steps, traffic, pods per revision, conditions and analysis of a rollout.
     Status {
-        /// Name of the ZeroDowntimeRollout.
-        name: String,
+        #[command(flatten)]
+        target: Target,
         /// Keep printing on every change.
         #[arg(short, long)]
         watch: bool,
@@ -45,42 +62,27 @@ enum Command {
     /// Move a canary past its current step (a pause, an analysis gate, a step still waiting)
     /// by setting the zdr.dev/promote annotation.
     Promote {
-        /// Name of the ZeroDowntimeRollout.
-        name: String,
+        #[command(flatten)]
+        target: Target,
         /// Skip every remaining step, analysis steps included: go straight to the promotion.
         #[arg(long)]
         full: bool,
     },
     /// Restart an aborted update, a canary from step 0 (sets zdr.dev/retry, removes
     /// zdr.dev/abort and zdr.dev/promote).
-    Retry {
-        /// Name of the ZeroDowntimeRollout.
-        name: String,
-    },
+    Retry(Target),
     /// Stop progress (sets spec.paused; scaling still works).
-    Pause {
-        /// Name of the ZeroDowntimeRollout.
-        name: String,
-    },
+    Pause(Target),
     /// Resume progress: clears spec.paused and resumes an inconclusive analysis.
-    Resume {
-        /// Name of the ZeroDowntimeRollout.
-        name: String,
-    },
+    Resume(Target),
     /// Abort the update in progress and roll back to the stable revision (sets zdr.dev/abort).
-    Abort {
-        /// Name of the ZeroDowntimeRollout.
-        name: String,
-    },
+    Abort(Target),
     /// The rollout's revisions and their images.
-    History {
-        /// Name of the ZeroDowntimeRollout.
-        name: String,
-    },
+    History(Target),
     /// Roll back: put the previous revision's template (or --to-revision's) back into the spec.
     Undo {
-        /// Name of the ZeroDowntimeRollout.
-        name: String,
+        #[command(flatten)]
+        target: Target,
         /// Revision number, as `history` lists it.
         #[arg(long)]
         to_revision: Option<i64>,
@@ -91,6 +93,14 @@ enum Command {
 async fn main() {
     let cli = Cli::parse();
     let result = match cli.command {
+        Command::Validate { file } => {
+            let (report, outcome) = validate::validate_file(&file);
+            match outcome {
+                validate::Outcome::Unreadable => eprint!("kubectl-zdr: {report}"),
+                _ => print!("{report}"),
+            }
+            std::process::exit(outcome.code());
+        }
         Command::Plan {
             file,
             fresh,
@@ -108,7 +118,7 @@ async fn main() {
         )
         .map(|out| print!("{out}"))
         .map_err(|e| e.to_string()),
-        cmd => in_cluster(cli.namespace, cmd).await,
+        cmd => in_cluster(cmd).await,
     };
     if let Err(e) = result {
         eprintln!("kubectl-zdr: {e}");
@@ -116,23 +126,38 @@ async fn main() {
     }
 }
 
-async fn in_cluster(namespace: Option<String>, cmd: Command) -> Result<(), String> {
+async fn in_cluster(cmd: Command) -> Result<(), String> {
     let client = kube::Client::try_default()
         .await
         .map_err(|e| format!("no cluster configured: {e}"))?;
-    let ns = namespace.unwrap_or_else(|| client.default_namespace().to_string());
-    if let Command::Undo { name, to_revision } = cmd {
-        return cluster::undo(client, &ns, &name, to_revision).await;
-    }
-    let r = match cmd {
-        Command::Status { name, watch } => cluster::status(client, &ns, &name, watch).await,
-        Command::Pause { name } => actions::set_paused(client, &ns, &name, true).await,
-        Command::Resume { name } => actions::resume(client, &ns, &name).await,
-        Command::Abort { name } => return actions::abort(client, &ns, &name).await,
-        Command::Promote { name, full } => return actions::promote(client, &ns, &name, full).await,
-        Command::Retry { name } => return actions::retry(client, &ns, &name).await,
-        Command::History { name } => cluster::history(client, &ns, &name).await,
-        Command::Plan { .. } | Command::Undo { .. } => unreachable!("handled above"),
+    let target = match &cmd {
+        Command::Status { target, .. }
+        | Command::Promote { target, .. }
+        | Command::Undo { target, .. }
+        | Command::Retry(target)
+        | Command::Pause(target)
+        | Command::Resume(target)
+        | Command::Abort(target)
+        | Command::History(target) => target,
+        Command::Validate { .. } | Command::Plan { .. } => unreachable!("handled offline"),
     };
-    r.map_err(|e| e.to_string())
+    let ns = target
+        .namespace
+        .clone()
+        .unwrap_or_else(|| client.default_namespace().to_string());
+    let name = target.name.clone();
+    let r = match cmd {
+        Command::Undo { to_revision, .. } => {
+            return cluster::undo(client, &ns, &name, to_revision).await;
+        }
+        Command::Status { watch, .. } => cluster::status(client, &ns, &name, watch).await,
+        Command::Pause(_) => actions::set_paused(client, &ns, &name, true).await,
+        Command::Resume(_) => actions::resume(client, &ns, &name).await,
+        Command::Abort(_) => return actions::abort(client, &ns, &name).await,
+        Command::Promote { full, .. } => return actions::promote(client, &ns, &name, full).await,
+        Command::Retry(_) => return actions::retry(client, &ns, &name).await,
+        Command::History(_) => cluster::history(client, &ns, &name).await,
+        Command::Validate { .. } | Command::Plan { .. } => unreachable!("handled offline"),
+    };
+    r.map_err(|e| zdr::plugin::api_error(&e, &ns))
 }

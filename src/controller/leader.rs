@@ -170,6 +170,12 @@ mod tests {
 
     async fn answer(h: &mut Handle, method: Method, path: &str, code: u16, reply: Value) -> Value {
         let (req, send) = h.next_request().await.expect("a request");
+        // Only what the controller's RBAC rules (and so the chart's lease Role) allow.
+        if let Err(e) =
+            crate::controller::rbac::check(req.method().as_str(), &req.uri().to_string())
+        {
+            panic!("{e}");
+        }
         assert_eq!(
             (req.method(), req.uri().to_string().as_str()),
             (&method, path)

@@ -6,6 +6,7 @@
 //! - [`stuck`]: what holds an update (the `Blocked` condition), from what the pods say.
 //! - [`apply`]: every API write. [`expectations`]: guards against a stale cache.
 //! - [`backoff`]: per-rollout exponential backoff of failures.
+//! - [`rbac`]: the API rights the controller needs, with the reason for each.
 //! - [`run`](run::run): the watches, the HTTP server and leader election around it.
 
 pub mod analysis;
@@ -19,6 +20,7 @@ pub mod expectations;
 pub mod leader;
 pub mod metrics;
 pub mod pods;
+pub mod rbac;
 pub mod reconcile;
 pub mod run;
 pub mod status;

@@ -43,9 +43,10 @@ pub struct Args {
     /// Namespace of the leader-election Lease (default: POD_NAMESPACE, else "default").
     #[arg(long, env = "ZDR_LEADER_ELECTION_NAMESPACE")]
     pub leader_election_namespace: Option<String>,
-    /// Watch only this namespace (default: all).
-    #[arg(long, env = "ZDR_WATCH_NAMESPACE")]
-    pub namespace: Option<String>,
+    /// Watch only these namespaces, comma-separated or repeated (default: all namespaces). Needs
+    /// RBAC rights only there (the chart's `watchNamespaces`).
+    #[arg(long, env = "ZDR_WATCH_NAMESPACE", value_delimiter = ',', value_parser = namespace_name)]
+    pub namespace: Vec<String>,
     /// Image of the zdr-agent sidecar (used by hot swaps).
     #[arg(long, env = "ZDR_AGENT_IMAGE")]
     pub agent_image: Option<String>,
@@ -71,9 +72,43 @@ pub enum StartError {
         "the ZeroDowntimeRollout CRD is not installed: kubectl apply --server-side -f crds/zerodowntimerollouts.yaml (or install the Helm chart)"
     )]
     CrdMissing,
+    /// The controller's ServiceAccount lacks a right it needs.
+    #[error(
+        "the controller may not list ZeroDowntimeRollouts in {0}: {1} (grant it the rules of docs/install.md, or install the chart with watchNamespaces matching --namespace)"
+    )]
+    Forbidden(String, String),
     /// The metrics port could not be bound.
     #[error("cannot serve metrics on {0}: {1}")]
     Bind(SocketAddr, std::io::Error),
+}
+
+/// Checks a `--namespace` value: a DNS label, as Kubernetes names namespaces.
+fn namespace_name(s: &str) -> Result<String, String> {
+    let ok_char = |c: char| c.is_ascii_lowercase() || c.is_ascii_digit() || c == '-';
+    if s.is_empty() {
+        return Err("empty namespace name (a stray comma?)".into());
+    }
+    if s.len() > 63 || !s.chars().all(ok_char) || s.starts_with('-') || s.ends_with('-') {
+        return Err(format!(
+            "{s:?} is not a namespace name: at most 63 lowercase letters, digits and '-', \
+             starting and ending with a letter or digit"
+        ));
+    }
+    Ok(s.to_string())
+}
+
+/// The scopes to watch: every namespace (`None`) when `namespaces` is empty, else each named one
+/// once, in order.
+pub fn scopes(namespaces: &[String]) -> Vec<Option<&str>> {
+    if namespaces.is_empty() {
+        return vec![None];
+    }
+    let mut seen = std::collections::BTreeSet::new();
+    namespaces
+        .iter()
+        .filter(|ns| seen.insert(ns.as_str()))
+        .map(|ns| Some(ns.as_str()))
+        .collect()
 }
 
 fn api<K>(client: &Client, ns: Option<&str>) -> Api<K>
@@ -114,6 +149,63 @@ where
     (store, stream)
 }
 
+/// The controller of the rollouts in `ns` (every namespace when `None`), with its own watch
+/// caches: its context, and the future that runs it until SIGTERM / Ctrl-C.
+fn scope_controller(
+    client: &Client,
+    ns: Option<&str>,
+    metrics: Metrics,
+    settings: Settings,
+) -> (Arc<Context>, impl std::future::Future<Output = ()> + use<>) {
+    let (pods, pod_stream) = cached::<Pod>(client, ns);
+    let (revisions, rev_stream) = cached::<ControllerRevision>(client, ns);
+    let (slices, slice_stream) = cached::<EndpointSlice>(client, ns);
+    let ctx = Arc::new(Context::new(
+        client.clone(),
+        pods.clone(),
+        revisions,
+        slices,
+        Arc::new(SystemClock),
+        metrics,
+        settings,
+    ));
+    let pods_for_map = pods;
+    let controller = Controller::new(
+        api::<ZeroDowntimeRollout>(client, ns),
+        watcher::Config::default(),
+    )
+    .owns_stream(pod_stream)
+    .owns_stream(rev_stream)
+    // An EndpointSlice change wakes the rollouts whose pods it lists (drain progress).
+    .watches_stream(slice_stream, move |slice: EndpointSlice| {
+        let ns = slice.namespace();
+        slice
+            .endpoints
+            .iter()
+            .filter_map(|e| e.target_ref.as_ref()?.name.clone())
+            .filter_map(|pod| {
+                let key = ObjectRef::<Pod>::new(&pod).within(ns.as_deref()?);
+                let pod = pods_for_map.get(&key)?;
+                let owner = pod
+                    .owner_references()
+                    .iter()
+                    .find(|o| o.controller == Some(true) && o.kind == "ZeroDowntimeRollout")?;
+                Some(ObjectRef::new(&owner.name).within(ns.as_deref()?))
+            })
+            .collect::<Vec<_>>()
+    })
+    .shutdown_on_signal();
+    let work = controller
+        .run(reconcile, error_policy, ctx.clone())
+        .for_each(|res| async move {
+            match res {
+                Ok((obj, _)) => tracing::debug!(rollout = %obj.name, "reconciled"),
+                Err(e) => tracing::debug!(error = %e, "reconcile stream error"),
+            }
+        });
+    (ctx, work)
+}
+
 /// Runs the controller until SIGTERM / Ctrl-C, or until leadership is lost.
 pub async fn run(args: Args) -> Result<(), StartError> {
     let mut registry = Registry::default();
@@ -128,12 +220,18 @@ pub async fn run(args: Args) -> Result<(), StartError> {
         .apiserver_version()
         .await
         .map_err(StartError::Unreachable)?;
-    let ns = args.namespace.as_deref();
-    let zdrs: Api<ZeroDowntimeRollout> = api(&client, ns);
-    match zdrs.list(&ListParams::default().limit(1)).await {
-        Ok(_) => {}
-        Err(kube::Error::Api(s)) if s.code == 404 => return Err(StartError::CrdMissing),
-        Err(e) => return Err(StartError::Unreachable(e)),
+    let scopes = scopes(&args.namespace);
+    for ns in &scopes {
+        let zdrs: Api<ZeroDowntimeRollout> = api(&client, *ns);
+        match zdrs.list(&ListParams::default().limit(1)).await {
+            Ok(_) => {}
+            Err(kube::Error::Api(s)) if s.code == 404 => return Err(StartError::CrdMissing),
+            Err(kube::Error::Api(s)) if s.code == 403 => {
+                let place = ns.map_or("all namespaces".into(), |ns| format!("namespace {ns}"));
+                return Err(StartError::Forbidden(place, s.message));
+            }
+            Err(e) => return Err(StartError::Unreachable(e)),
+        }
     }
 
     let lock = if args.leader_elect {
@@ -146,7 +244,7 @@ pub async fn run(args: Args) -> Result<(), StartError> {
             .unwrap_or_else(|_| format!("zdr-controller-{}", std::process::id()));
         let lock = LeaseLock::new(
             Api::<Lease>::namespaced(client.clone(), &lease_ns),
-            "zdr-controller",
+            super::rbac::LEASE_NAME,
             &identity,
             Duration::from_secs(15),
         );
@@ -158,62 +256,23 @@ pub async fn run(args: Args) -> Result<(), StartError> {
         None
     };
 
-    let (pods, pod_stream) = cached::<Pod>(&client, ns);
-    let (revisions, rev_stream) = cached::<ControllerRevision>(&client, ns);
-    let (slices, slice_stream) = cached::<EndpointSlice>(&client, ns);
-
-    let ctx = Arc::new(Context::new(
-        client.clone(),
-        pods.clone(),
-        revisions,
-        slices,
-        Arc::new(SystemClock),
-        metrics,
-        Settings {
-            endpoint_propagation: Duration::from_secs(args.endpoint_propagation_seconds),
-        },
-    ));
-    let pods_for_map = pods.clone();
-    let controller = Controller::new(zdrs, watcher::Config::default())
-        .owns_stream(pod_stream)
-        .owns_stream(rev_stream)
-        // An EndpointSlice change wakes the rollouts whose pods it lists (drain progress).
-        .watches_stream(slice_stream, move |slice: EndpointSlice| {
-            let ns = slice.namespace();
-            slice
-                .endpoints
-                .iter()
-                .filter_map(|e| e.target_ref.as_ref()?.name.clone())
-                .filter_map(|pod| {
-                    let key = ObjectRef::<Pod>::new(&pod).within(ns.as_deref()?);
-                    let pod = pods_for_map.get(&key)?;
-                    let owner = pod
-                        .owner_references()
-                        .iter()
-                        .find(|o| o.controller == Some(true) && o.kind == "ZeroDowntimeRollout")?;
-                    Some(ObjectRef::new(&owner.name).within(ns.as_deref()?))
-                })
-                .collect::<Vec<_>>()
-        })
-        .shutdown_on_signal();
-    tracing::info!(namespace = ns.unwrap_or("<all>"), "controller started");
+    let settings = Settings {
+        endpoint_propagation: Duration::from_secs(args.endpoint_propagation_seconds),
+    };
+    let (contexts, controllers): (Vec<_>, Vec<_>) = scopes
+        .iter()
+        .map(|ns| scope_controller(&client, *ns, metrics.clone(), settings.clone()))
+        .unzip();
+    let watched: Vec<&str> = scopes.iter().map(|ns| ns.unwrap_or("<all>")).collect();
+    tracing::info!(namespaces = %watched.join(","), "controller started");
     // Ready (and reconciling: see `reconcile`) once every cache has finished its initial list.
-    let synced = ctx.clone();
     let ready = health.clone();
     tokio::spawn(async move {
-        synced.caches_synced().await;
+        futures::future::join_all(contexts.iter().map(|c| c.caches_synced())).await;
         ready.set_ready(true);
         tracing::info!("watch caches synced");
     });
-
-    let work = controller
-        .run(reconcile, error_policy, ctx)
-        .for_each(|res| async move {
-            match res {
-                Ok((obj, _)) => tracing::debug!(rollout = %obj.name, "reconciled"),
-                Err(e) => tracing::debug!(error = %e, "reconcile stream error"),
-            }
-        });
+    let work = futures::future::join_all(controllers);
     match lock {
         Some(lock) => {
             tokio::select! {
@@ -224,7 +283,48 @@ pub async fn run(args: Args) -> Result<(), StartError> {
                 }
             }
         }
-        None => work.await,
+        None => {
+            work.await;
+        }
     }
     Ok(())
+}
+
+#[cfg(test)]
+mod tests {
+    use clap::Parser;
+
+    use super::*;
+
+    fn parse(args: &[&str]) -> Result<Args, clap::Error> {
+        Args::try_parse_from(std::iter::once("zdr-controller").chain(args.iter().copied()))
+    }
+
+    #[test]
+    fn namespaces_are_a_comma_list_or_repeated_and_default_to_all() {
+        assert_eq!(scopes(&parse(&[]).unwrap().namespace), [None]);
+        let one = parse(&["--namespace", "apps"]).unwrap().namespace;
+        assert_eq!(scopes(&one), [Some("apps")]);
+        let many = parse(&["--namespace=a,b", "--namespace", "c", "--namespace=a"])
+            .unwrap()
+            .namespace;
+        assert_eq!(scopes(&many), [Some("a"), Some("b"), Some("c")]);
+    }
+
+    #[test]
+    fn a_bad_namespace_is_refused_with_its_reason() {
+        for (value, needle) in [
+            ("a,,b", "empty namespace name"),
+            ("Apps", "not a namespace name"),
+            ("-a", "not a namespace name"),
+            ("a_b", "not a namespace name"),
+        ] {
+            let flag = format!("--namespace={value}");
+            let err = parse(&[&flag]).expect_err(value).to_string();
+            assert!(err.contains(needle), "{value}: {err}");
+        }
+        let long = "a".repeat(64);
+        assert!(parse(&["--namespace", &long]).is_err());
+        assert!(parse(&["--namespace", &"a".repeat(63)]).is_ok());
+    }
 }

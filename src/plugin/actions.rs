@@ -159,7 +159,7 @@ pub fn promote_patch(value: &str) -> Value {
 /// Moves a canary past its current step, or with `full` past all of them.
 pub async fn promote(client: Client, ns: &str, name: &str, full: bool) -> Result<(), String> {
     let api: Api<ZeroDowntimeRollout> = Api::namespaced(client, ns);
-    let z = api.get(name).await.map_err(|e| e.to_string())?;
+    let z = api.get(name).await.map_err(|e| super::api_error(&e, ns))?;
     let req = promote_request(&z, full)?;
     api.patch(
         name,
@@ -167,7 +167,7 @@ pub async fn promote(client: Client, ns: &str, name: &str, full: bool) -> Result
         &Patch::Merge(promote_patch(&req.value)),
     )
     .await
-    .map_err(|e| e.to_string())?;
+    .map_err(|e| super::api_error(&e, ns))?;
     println!("{}", req.done);
     Ok(())
 }
@@ -175,12 +175,12 @@ pub async fn promote(client: Client, ns: &str, name: &str, full: bool) -> Result
 /// Restarts an aborted update (a canary from step 0).
 pub async fn retry(client: Client, ns: &str, name: &str) -> Result<(), String> {
     let api: Api<ZeroDowntimeRollout> = Api::namespaced(client, ns);
-    let z = api.get(name).await.map_err(|e| e.to_string())?;
+    let z = api.get(name).await.map_err(|e| super::api_error(&e, ns))?;
     let done = retry_request(&z)?;
     let token = retry_token(jiff::Timestamp::now());
     api.patch(name, &plugin_params(), &Patch::Merge(retry_patch(&token)))
         .await
-        .map_err(|e| e.to_string())?;
+        .map_err(|e| super::api_error(&e, ns))?;
     println!("{done}");
     Ok(())
 }
@@ -207,7 +207,7 @@ pub async fn resume(client: Client, ns: &str, name: &str) -> Result<(), kube::Er
 /// rolls back to the stable revision. Applying a new template starts a new update.
 pub async fn abort(client: Client, ns: &str, name: &str) -> Result<(), String> {
     let api: Api<ZeroDowntimeRollout> = Api::namespaced(client, ns);
-    let z = api.get(name).await.map_err(|e| e.to_string())?;
+    let z = api.get(name).await.map_err(|e| super::api_error(&e, ns))?;
     let st = z.status.unwrap_or_default();
     let (Some(update), Some(stable)) = (st.update_revision, st.stable_revision) else {
         return Err(format!(
@@ -225,7 +225,7 @@ pub async fn abort(client: Client, ns: &str, name: &str) -> Result<(), String> {
         &Patch::Merge(json!({"metadata": {"annotations": {ABORT_ANNOTATION: update}}})),
     )
     .await
-    .map_err(|e| e.to_string())?;
+    .map_err(|e| super::api_error(&e, ns))?;
     println!("{name}: aborting revision {update}, rolling back to {stable}");
     Ok(())
 }

@@ -85,10 +85,10 @@ pub fn undo_target(
 /// re-uses that revision and rolls it out at once).
 pub async fn undo(client: Client, ns: &str, name: &str, to: Option<i64>) -> Result<(), String> {
     let zdrs: Api<ZeroDowntimeRollout> = Api::namespaced(client.clone(), ns);
-    let mut z = zdrs.get(name).await.map_err(|e| e.to_string())?;
+    let mut z = zdrs.get(name).await.map_err(|e| super::api_error(&e, ns))?;
     let revs = owned_revisions(client, ns, &z)
         .await
-        .map_err(|e| e.to_string())?;
+        .map_err(|e| super::api_error(&e, ns))?;
     let current = crate::revision::template_hash(&z.spec.template);
     let pairs: Vec<(i64, String)> = revs
         .iter()
@@ -108,7 +108,7 @@ pub async fn undo(client: Client, ns: &str, name: &str, to: Option<i64>) -> Resu
     // replace() carries the resourceVersion read above: a concurrent edit makes it fail.
     zdrs.replace(name, &pp, &z)
         .await
-        .map_err(|e| e.to_string())?;
+        .map_err(|e| super::api_error(&e, ns))?;
     println!("{name} rolled back to revision {target}");
     Ok(())
 }

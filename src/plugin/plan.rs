@@ -7,22 +7,24 @@ use std::fmt::Write as _;
 use k8s_openapi::apimachinery::pkg::util::intstr::IntOrString;
 
 use super::describe;
+use super::validate::{ReadError, display_name, read_documents};
 use crate::crd::{CanaryStrategy, ZeroDowntimeRollout, ZeroDowntimeRolloutSpec};
 use crate::planner::preview::{Gate, PreviewKind, StepPreview, canary_preview};
 use crate::planner::{self, Params};
+use crate::schema::{Checked, check_document};
 use crate::validate::{Canary, Valid, validate};
 
 /// Why a plan cannot be made.
 #[derive(Debug, thiserror::Error)]
 pub enum PlanError {
-    /// The file could not be read.
-    #[error("cannot read {0}: {1}")]
-    Read(String, std::io::Error),
-    /// Not a ZeroDowntimeRollout manifest.
-    #[error("{0} is not a valid ZeroDowntimeRollout manifest: {1}")]
-    Parse(String, String),
-    /// The spec would be rejected or reported invalid.
-    #[error("{0}: {1}")]
+    /// The manifest could not be read or parsed.
+    #[error(transparent)]
+    Read(#[from] ReadError),
+    /// No ZeroDowntimeRollout in the manifest.
+    #[error("{0}: no ZeroDowntimeRollout to plan:\n  {1}")]
+    NoRollout(String, String),
+    /// The spec would be rejected or reported invalid: no plan, the problems instead.
+    #[error("{0}: not planned, the spec is invalid:\n  {1}")]
     Invalid(String, String),
     /// The planner did not converge (a bug: please report it).
     #[error("planner did not converge: {0}")]
@@ -45,27 +47,36 @@ pub struct PlanOptions {
     pub timing: planner::Timing,
 }
 
-/// Reads every ZeroDowntimeRollout in `path` (multi-document YAML) and renders its plan.
+/// Reads every ZeroDowntimeRollout in `path` (multi-document YAML, `-` = stdin), checks it as
+/// `kubectl zdr validate` does and renders its plan; refuses a manifest with any problem.
 pub fn plan_file(path: &str, opts: &PlanOptions) -> Result<String, PlanError> {
-    let text = std::fs::read_to_string(path).map_err(|e| PlanError::Read(path.into(), e))?;
-    let docs: Vec<serde_json::Value> = serde_saphyr::from_multiple(&text)
-        .map_err(|e| PlanError::Parse(path.into(), e.to_string()))?;
+    let docs = read_documents(path)?;
+    let shown = display_name(path);
     let mut out = String::new();
-    let mut found = 0;
-    for doc in docs {
-        if doc.get("kind").and_then(|k| k.as_str()) != Some("ZeroDowntimeRollout") {
-            continue;
-        }
-        found += 1;
-        let zdr: ZeroDowntimeRollout = serde_json::from_value(doc)
-            .map_err(|e| PlanError::Parse(path.into(), e.to_string()))?;
+    let mut others = Vec::new();
+    for (i, doc) in docs.iter().enumerate() {
+        let (name, problems, rollout) = match check_document(doc) {
+            Checked::Other(what) => {
+                others.push(format!("document {} {what}", i + 1));
+                continue;
+            }
+            Checked::Rollout {
+                name,
+                problems,
+                rollout,
+            } => (name, problems, rollout),
+        };
+        let Some(zdr) = rollout.filter(|_| problems.is_empty()) else {
+            let lines: Vec<String> = problems.into_iter().map(|p| p.line).collect();
+            return Err(PlanError::Invalid(
+                format!("{shown}: ZeroDowntimeRollout {name}"),
+                lines.join("\n  "),
+            ));
+        };
         out.push_str(&plan_rollout(&zdr, opts)?);
     }
-    if found == 0 {
-        return Err(PlanError::Parse(
-            path.into(),
-            "no document of kind ZeroDowntimeRollout".into(),
-        ));
+    if out.is_empty() {
+        return Err(PlanError::NoRollout(shown.into(), others.join("\n  ")));
     }
     Ok(out)
 }
@@ -103,13 +114,19 @@ pub fn plan_rollout(zdr: &ZeroDowntimeRollout, opts: &PlanOptions) -> Result<Str
         show(&rolling.max_unavailable),
         valid.max_unavailable
     );
+    let floor = if opts.fresh {
+        "first install: no pods run yet, so availability starts at 0 and rises as pods turn Ready"
+            .to_string()
+    } else {
+        format!("available pods never fall below {}", params.min_available())
+    };
     let _ = writeln!(
         out,
-        "  pods never exceed {}, available pods never fall below {}; a pod counts after {}s Ready; each removed pod leaves traffic before it is deleted",
+        "  pods never exceed {}, {floor}; a pod counts after {}s Ready; each removed pod leaves traffic before it is deleted",
         params.max_pods(),
-        params.min_available(),
         spec.min_ready_seconds
     );
+    notices(&mut out, &valid);
     if let Some(a) = &spec.analysis {
         let names: Vec<&str> = a.metrics.iter().map(|m| m.name.as_str()).collect();
         let _ = writeln!(
@@ -172,6 +189,14 @@ pub fn plan_rollout(zdr: &ZeroDowntimeRollout, opts: &PlanOptions) -> Result<Str
     Ok(out)
 }
 
+/// The parts of the spec the controller accepts but does not fully act on (a `hotSwap` block),
+/// in the words of the condition it sets.
+fn notices(out: &mut String, valid: &Valid) {
+    for n in &valid.notices {
+        let _ = writeln!(out, "  {}: {}", n.type_, n.message);
+    }
+}
+
 /// The router a canary's weights go through, for people.
 fn router(c: &CanaryStrategy) -> String {
     let Some(t) = &c.traffic_routing else {
@@ -221,6 +246,7 @@ fn plan_canary(
         r + valid.max_surge,
         (r - valid.max_unavailable).max(0)
     );
+    notices(&mut out, valid);
     if spec.paused {
         let _ = writeln!(
             out,
@@ -458,7 +484,9 @@ mod tests {
             .unwrap_err()
             .to_string();
         assert!(
-            err.contains("no document of kind ZeroDowntimeRollout"),
+            err.contains(
+                "no ZeroDowntimeRollout to plan:\n  document 1 is a ConfigMap without apiVersion"
+            ),
             "{err}"
         );
         assert!(

@@ -25,6 +25,13 @@ const SVC: &str = "/api/v1/namespaces/ns/services/web-canary";
 
 struct Server(Handle<Request<Body>, Response<Body>>);
 
+/// Fails the test unless the controller's RBAC rules (and so the chart's) allow `req`.
+fn allowed(req: &Request<Body>) {
+    if let Err(e) = crate::controller::rbac::check(req.method().as_str(), &req.uri().to_string()) {
+        panic!("{e}");
+    }
+}
+
 impl Server {
     /// Expects `method` on `path` (query included), answers `status` with `reply`, and returns
     /// the request's content type and JSON body (Null when empty).
@@ -41,6 +48,7 @@ impl Server {
             .expect("service not called");
         assert_eq!(req.method(), method, "for {}", req.uri());
         assert_eq!(req.uri().to_string(), path);
+        allowed(&req);
         let ctype = req
             .headers()
             .get("content-type")
@@ -70,6 +78,7 @@ impl Server {
             (req.method(), req.uri().to_string()),
             (&Method::PUT, path.to_string())
         );
+        allowed(&req);
         let body: Value =
             serde_json::from_slice(&req.into_body().collect_bytes().await.unwrap()).unwrap();
         send.send_response(Response::new(Body::from(

@@ -1,14 +1,9 @@
 //! Test-only: checks objects against the real third-party CRDs (HTTPRoute v1 of Gateway API
 //! v1.5.1, standard and experimental channels; Istio's VirtualService v1), read from
-//! `$ZDR_THIRD_PARTY_CRDS` or `<CARGO_MANIFEST_DIR>/../shared/crds` and never copied here. The
-//! structural checker covers what these schemas use: type (with `nullable` and
-//! `x-kubernetes-int-or-string`), properties with unknown-field detection (unless
-//! `x-kubernetes-preserve-unknown-fields` or `additionalProperties`), required, enum,
-//! minItems/maxItems, minLength/maxLength, minimum/maximum, pattern (the `regex` crate, close
-//! to the API server's RE2), allOf/anyOf/oneOf/not, and unique keys of `map` and `set` lists.
-//! `format` is not checked. The CRDs' CEL rules (`x-kubernetes-validations`) run through
+//! `$ZDR_THIRD_PARTY_CRDS` or `<CARGO_MANIFEST_DIR>/../shared/crds` and never copied here. The CRDs' CEL rules (`x-kubernetes-validations`) run through
 //! kube's client-side CEL validator, which applies the schema defaults first, as the API
-//! server does.
+//! server does. The structural checker is the product's (`crate::schema::structural`), shared
+//! with `kubectl zdr validate`.
 
 use std::cell::{Cell, RefCell};
 use std::collections::HashMap;
@@ -16,8 +11,9 @@ use std::io::Write;
 use std::path::{Path, PathBuf};
 use std::sync::OnceLock;
 
-use regex::Regex;
-use serde_json::{Map, Value};
+use serde_json::Value;
+
+use crate::schema::structural::check;
 
 /// A CRD schema to check against.
 #[derive(Clone, Copy, Debug)]
@@ -149,185 +145,6 @@ fn check_cel(
             .entry(crd as usize)
             .or_insert_with(|| compile_schema(schema));
         validate_compiled(schema, object, None)
-    })
-}
-
-/// The structural errors of `value` at `path` under `schema`.
-pub fn check(schema: &Value, value: &Value, path: &str, errors: &mut Vec<String>) {
-    let before = errors.len();
-    check_type(schema, value, path, errors);
-    if errors.len() > before {
-        return;
-    }
-    check_combinators(schema, value, path, errors);
-    let num = |k: &str| schema.get(k).and_then(Value::as_f64);
-    if let Some(allowed) = schema.get("enum").and_then(Value::as_array)
-        && !allowed.contains(value)
-    {
-        errors.push(format!("{path}: {value} is not one of {allowed:?}"));
-    }
-    match value {
-        Value::Object(map) => check_object(schema, map, path, errors),
-        Value::Array(items) => check_array(schema, items, path, errors),
-        Value::String(s) => {
-            let len = s.chars().count() as f64;
-            if num("minLength").is_some_and(|m| len < m)
-                || num("maxLength").is_some_and(|m| len > m)
-            {
-                errors.push(format!("{path}: length {len} is out of bounds"));
-            }
-            if let Some(p) = schema.get("pattern").and_then(Value::as_str)
-                && !matches_pattern(p, s)
-            {
-                errors.push(format!("{path}: {s:?} does not match {p}"));
-            }
-        }
-        Value::Number(n) => {
-            let n = n.as_f64().unwrap_or(f64::NAN);
-            if num("minimum").is_some_and(|m| n < m) || num("maximum").is_some_and(|m| n > m) {
-                errors.push(format!("{path}: {n} is out of bounds"));
-            }
-        }
-        _ => {}
-    }
-}
-
-fn check_type(schema: &Value, value: &Value, path: &str, errors: &mut Vec<String>) {
-    if value.is_null() && schema.get("nullable") == Some(&Value::Bool(true)) {
-        return;
-    }
-    if schema.get("x-kubernetes-int-or-string") == Some(&Value::Bool(true)) {
-        if !(value.is_i64() || value.is_u64() || value.is_string()) {
-            errors.push(format!(
-                "{path}: {value} is neither an integer nor a string"
-            ));
-        }
-        return;
-    }
-    let ok = match schema.get("type").and_then(Value::as_str) {
-        None => true,
-        Some("object") => value.is_object(),
-        Some("array") => value.is_array(),
-        Some("string") => value.is_string(),
-        Some("integer") => value.is_i64() || value.is_u64(),
-        Some("number") => value.is_number(),
-        Some("boolean") => value.is_boolean(),
-        Some(other) => panic!("{path}: schema type {other} unknown to the checker"),
-    };
-    if !ok {
-        errors.push(format!("{path}: {value} is not of type {}", schema["type"]));
-    }
-}
-
-fn check_combinators(schema: &Value, value: &Value, path: &str, errors: &mut Vec<String>) {
-    let passes = |s: &Value| {
-        let mut e = Vec::new();
-        check(s, value, path, &mut e);
-        e.is_empty()
-    };
-    let list = |k: &str| {
-        schema
-            .get(k)
-            .and_then(Value::as_array)
-            .cloned()
-            .unwrap_or_default()
-    };
-    for s in list("allOf") {
-        check(&s, value, path, errors);
-    }
-    let any = list("anyOf");
-    if !any.is_empty() && !any.iter().any(passes) {
-        errors.push(format!("{path}: matches none of anyOf"));
-    }
-    let one = list("oneOf");
-    if !one.is_empty() && one.iter().filter(|s| passes(s)).count() != 1 {
-        errors.push(format!("{path}: does not match exactly one of oneOf"));
-    }
-    if let Some(not) = schema.get("not")
-        && passes(not)
-    {
-        errors.push(format!("{path}: matches a `not` schema"));
-    }
-}
-
-fn check_object(schema: &Value, map: &Map<String, Value>, path: &str, errors: &mut Vec<String>) {
-    let props = schema.get("properties").and_then(Value::as_object);
-    let extra = schema.get("additionalProperties");
-    let preserve = schema.get("x-kubernetes-preserve-unknown-fields") == Some(&Value::Bool(true));
-    for (key, value) in map {
-        let at = format!("{path}.{key}");
-        // The API server handles these itself at the root; CRDs declare them loosely, if at all.
-        if path.is_empty() && ["apiVersion", "kind", "metadata"].contains(&key.as_str()) {
-            continue;
-        }
-        match (props.and_then(|p| p.get(key)), extra) {
-            (Some(s), _) => check(s, value, &at, errors),
-            (None, Some(s)) if s.is_object() => check(s, value, &at, errors),
-            (None, Some(Value::Bool(true))) => {}
-            _ if preserve || (props.is_none() && schema.get("type").is_none()) => {}
-            _ => errors.push(format!("{at}: unknown field")),
-        }
-    }
-    for key in schema
-        .get("required")
-        .and_then(Value::as_array)
-        .into_iter()
-        .flatten()
-    {
-        if let Some(key) = key.as_str()
-            && !map.contains_key(key)
-        {
-            errors.push(format!("{path}: required field {key} missing"));
-        }
-    }
-}
-
-fn check_array(schema: &Value, items: &[Value], path: &str, errors: &mut Vec<String>) {
-    let len = items.len() as u64;
-    let bound = |k: &str| schema.get(k).and_then(Value::as_u64);
-    if bound("minItems").is_some_and(|m| len < m) || bound("maxItems").is_some_and(|m| len > m) {
-        errors.push(format!("{path}: {len} items is out of bounds"));
-    }
-    if let Some(item) = schema.get("items") {
-        for (i, v) in items.iter().enumerate() {
-            check(item, v, &format!("{path}[{i}]"), errors);
-        }
-    }
-    let keys: Vec<Value> = match schema.get("x-kubernetes-list-type").and_then(Value::as_str) {
-        Some("set") => items.to_vec(),
-        Some("map") => {
-            let names = schema["x-kubernetes-list-map-keys"]
-                .as_array()
-                .cloned()
-                .unwrap_or_default();
-            let key_of = |v: &Value| {
-                Value::Array(
-                    names
-                        .iter()
-                        .map(|k| v[k.as_str().unwrap_or("")].clone())
-                        .collect(),
-                )
-            };
-            items.iter().map(key_of).collect()
-        }
-        _ => return,
-    };
-    for (i, k) in keys.iter().enumerate() {
-        if keys[..i].contains(k) {
-            errors.push(format!("{path}[{i}]: duplicate key {k}"));
-        }
-    }
-}
-
-/// Whether `s` matches the schema pattern `p` (compiled once per thread).
-fn matches_pattern(p: &str, s: &str) -> bool {
-    thread_local!(static CACHE: RefCell<HashMap<String, Regex>> = RefCell::new(HashMap::new()));
-    CACHE.with(|cache| {
-        let mut cache = cache.borrow_mut();
-        let re = cache
-            .entry(p.to_string())
-            .or_insert_with(|| Regex::new(p).unwrap_or_else(|e| panic!("pattern {p}: {e}")));
-        re.is_match(s)
     })
 }
 

@@ -62,14 +62,16 @@ app.kubernetes.io/part-of: zdr
 {{- end }}
 {{- end }}
 
-{{/* Rules of the controller's (Cluster)Role: see docs/install.md. */}}
+{{/* Rules of the controller's ClusterRole, or of its Role in each watched namespace: exactly
+the rules of src/controller/rbac.rs with scope Watched (tests/chart.rs compares). */}}
 {{- define "zdr.rules" -}}
 - apiGroups: ["zdr.dev"]
   resources: ["zerodowntimerollouts"]
   verbs: ["get", "list", "watch"]
+# Server-side apply of the status; the spec is never written.
 - apiGroups: ["zdr.dev"]
   resources: ["zerodowntimerollouts/status"]
-  verbs: ["get", "patch", "update"]
+  verbs: ["patch"]
 - apiGroups: [""]
   resources: ["pods"]
   verbs: ["get", "list", "watch", "create", "delete", "patch"]
@@ -91,10 +93,8 @@ app.kubernetes.io/part-of: zdr
 - apiGroups: [""]
   resources: ["secrets"]
   verbs: ["get"]
+# Events on rollouts (events.k8s.io/v1; a repeated event is patched into a series).
 - apiGroups: ["events.k8s.io"]
-  resources: ["events"]
-  verbs: ["create", "patch"]
-- apiGroups: [""]
   resources: ["events"]
   verbs: ["create", "patch"]
 # Canary traffic: the router reads the HTTPRoute or VirtualService and writes it back whole

@@ -341,6 +341,7 @@ async fn a_missing_secret_is_an_error_measurement_not_a_failure() {
     add_serving(&mut h, "new-a", &new);
     let task = tokio::spawn(reconcile(Arc::new(zdr), h.ctx.clone()));
     let (req, send) = h.api.0.next_request().await.expect("the Secret is read");
+    allowed(&req);
     assert_eq!(req.uri().path(), "/api/v1/namespaces/ns/secrets/gone");
     send.send_response(
         Response::builder()

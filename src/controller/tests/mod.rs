@@ -1,5 +1,6 @@
 //! Reconcile against a mocked API server (tower-test, the kube-rs "ApiServerVerifier" pattern):
-//! the exact requests, bodies and field manager of each scenario are asserted, in order.
+//! the exact requests, bodies and field manager of each scenario are asserted, in order, and each
+//! must be allowed by the controller's RBAC rules (`super::rbac`).
 
 use std::sync::Arc;
 use std::time::Duration;
@@ -29,6 +30,13 @@ const NOW: &str = "2026-06-01T12:00:00Z";
 
 struct Verifier(Handle<Request<Body>, Response<Body>>);
 
+/// Fails the test unless the controller's RBAC rules (and so the chart's) allow `req`.
+fn allowed(req: &Request<Body>) {
+    if let Err(e) = super::rbac::check(req.method().as_str(), &req.uri().to_string()) {
+        panic!("{e}");
+    }
+}
+
 impl Verifier {
     /// Expects the next request to be `method` on `path` (query included), answers `reply`
     /// and returns the request body as JSON (Null when empty).
@@ -50,6 +58,7 @@ impl Verifier {
             .expect("service not called");
         assert_eq!(req.method(), method, "for {}", req.uri());
         assert_eq!(req.uri().to_string(), path);
+        allowed(&req);
         let ctype = req
             .headers()
             .get("content-type")

@@ -60,6 +60,7 @@ async fn every_reconcile_waiting_for_the_pod_list_proceeds_when_it_arrives() {
             .await
             .expect("a request from a woken reconcile")
             .expect("service called");
+        allowed(&req);
         let reply = if req.uri().path().ends_with("/events") {
             events += 1;
             event_reply()
@@ -101,6 +102,7 @@ async fn a_namespace_being_deleted_stops_creation_after_one_refused_request() {
     let task = tokio::spawn(reconcile(Arc::new(zdr.clone()), h.ctx.clone()));
     // Slow start: the first batch is one pod; refused, so no second batch is sent.
     let (req, send) = h.api.0.next_request().await.expect("a create");
+    allowed(&req);
     assert_eq!(req.method(), Method::POST);
     let mut resp = Response::new(Body::from(
         serde_json::to_vec(&forbidden_terminating()).unwrap(),
