@@ -87,6 +87,13 @@ pub fn render_status(z: &ZeroDowntimeRollout, pods: &[RevisionPods]) -> String {
     if z.spec.paused {
         let _ = writeln!(out, "Paused:      yes (kubectl zdr resume {name})");
     }
+    if let Some(c) = st
+        .conditions
+        .iter()
+        .find(|c| c.type_ == condition::BLOCKED && c.status == "True")
+    {
+        let _ = writeln!(out, "Blocked:     {}: {}", c.reason, c.message);
+    }
     let steps = match &z.spec.strategy.canary {
         Some(c) => render_canary(&mut out, z, c, &st),
         None => Vec::new(),
