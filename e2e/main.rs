@@ -31,6 +31,7 @@ mod pods;
 mod rbac;
 mod restart;
 mod rolling;
+mod stuck;
 mod suite;
 mod timeline;
 mod validate;
@@ -101,6 +102,7 @@ fn tests() -> Vec<Test> {
         on_cluster!(rolling::rolling_update_keeps_capacity_and_rollback_reuses_the_revision),
         on_cluster!(rolling::termination_started_overlaps_the_drain_within_the_bounds),
         on_cluster!(restart::controller_killed_at_random_moments_keeps_the_bounds),
+        on_cluster!(stuck::unschedulable_pods_are_named_and_the_block_clears_once_fixed),
         local_async!(analysis::the_fake_prometheus_answers_like_prometheus),
         local!(pods::tests::a_surge_pod_is_fine_a_second_one_is_not),
         local!(pods::tests::a_pod_being_deleted_is_not_available_but_still_counts),
@@ -133,6 +135,7 @@ fn every_test_function_is_listed() {
         "paused",
         "restart",
         "rolling",
+        "stuck",
         "validate",
     ];
     let mut missing = Vec::new();

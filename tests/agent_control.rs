@@ -117,7 +117,7 @@ async fn a_second_launcher_for_a_taken_slot_is_refused() {
             tokio::process::Command::new(agent())
                 .args(["exec", "--dir"])
                 .arg(&pod.dir)
-                .args(["--slot", "a", "--version", "v9", "--"])
+                .args(["--slot", "a", "--app-version", "v9", "--"])
                 .args(&cmd)
                 .output(),
         )

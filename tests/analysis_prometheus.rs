@@ -6,8 +6,10 @@
 //! Cases: pass, fail, empty result, NaN, a query Prometheus refuses, a down server (closed
 //! port), a slow server (a loopback listener that never answers), and an SLO burn rate; then
 //! HTTPS with a test CA (made with the `openssl` command), without it, and custom headers and a
-//! bearer token as a server sees them. Without the binaries the tests print a loud SKIP,
-//! unless `ZDR_REQUIRE_PROMETHEUS=1` (set by `.ci/run`) makes that a failure.
+//! bearer token as a server sees them. Without the binaries the tests print a loud SKIP
+//! (tests/skip), unless `ZDR_REQUIRE_PROMETHEUS=1` (set by `.ci/run`) makes that a failure.
+
+mod skip;
 
 use std::fmt::Write as _;
 use std::net::TcpListener;
@@ -205,15 +207,18 @@ fn vars(rev: &str) -> Vars {
 }
 
 /// The binaries, or None after a loud SKIP (a failure with `ZDR_REQUIRE_PROMETHEUS=1`).
-fn binaries(test: &str) -> Option<(PathBuf, PathBuf)> {
-    let found = which("prometheus").zip(which("promtool"));
+fn binaries() -> Option<(PathBuf, PathBuf)> {
+    let (prometheus, promtool) = (which("prometheus"), which("promtool"));
+    let found = prometheus.clone().zip(promtool.clone());
     if found.is_none() {
-        if std::env::var("ZDR_REQUIRE_PROMETHEUS").as_deref() == Ok("1") {
-            panic!("ZDR_REQUIRE_PROMETHEUS=1 but prometheus/promtool are not on PATH");
-        }
-        eprintln!(
-            "\n*** SKIPPED {test}: prometheus/promtool not found \
-             (apt-get install prometheus, or set ZDR_REQUIRE_PROMETHEUS=1 to make this fatal) ***\n"
+        let missing: Vec<&str> = [("prometheus", prometheus), ("promtool", promtool)]
+            .into_iter()
+            .filter(|(_, p)| p.is_none())
+            .map(|(n, _)| n)
+            .collect();
+        skip::skip(
+            &skip::PROMETHEUS,
+            &format!("not found on PATH: {}", missing.join(", ")),
         );
     }
     found
@@ -221,7 +226,7 @@ fn binaries(test: &str) -> Option<(PathBuf, PathBuf)> {
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn analysis_against_a_real_prometheus() {
-    let Some((prometheus, promtool)) = binaries("analysis_against_a_real_prometheus") else {
+    let Some((prometheus, promtool)) = binaries() else {
         return;
     };
     let started = Instant::now();
@@ -415,7 +420,7 @@ fn certificates(dir: &Path) -> bool {
 /// headers and the bearer token reach the server.
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn tls_ca_headers_and_bearer_token() {
-    let Some((prometheus, _)) = binaries("tls_ca_headers_and_bearer_token") else {
+    let Some((prometheus, _)) = binaries() else {
         return;
     };
     // Headers: a loopback server that records the request head and answers like Prometheus.
@@ -456,12 +461,9 @@ async fn tls_ca_headers_and_bearer_token() {
     // TLS: prometheus serving HTTPS with a certificate from a test CA.
     let dir = temp_dir("prom-tls");
     if !certificates(&dir) {
-        assert!(
-            std::env::var("ZDR_REQUIRE_PROMETHEUS").as_deref() != Ok("1"),
-            "ZDR_REQUIRE_PROMETHEUS=1 but the openssl command is missing or failed"
-        );
-        eprintln!(
-            "\n*** SKIPPED the TLS part of tls_ca_headers_and_bearer_token: the openssl command is missing or failed ***\n"
+        skip::skip(
+            &skip::OPENSSL,
+            "the TLS part could not make its test CA: the openssl command is missing or failed",
         );
         let _ = std::fs::remove_dir_all(&dir);
         return;

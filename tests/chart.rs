@@ -2,11 +2,12 @@
 //! chart rendered by the real Helm library (`hack/helm-render.py`, helm-python-sdk) with several
 //! value sets yields hardened pods, the probes, the controller's flags and every RBAC rule it needs.
 //!
-//! Without helm-python-sdk installed the rendering tests print a loud SKIP, unless
+//! Without helm-python-sdk installed the rendering tests print a loud SKIP (tests/skip), unless
 //! `ZDR_REQUIRE_HELM=1` (set by `.ci/run`), which turns a missing SDK into a failure.
 
+mod skip;
+
 use std::collections::{BTreeMap, BTreeSet};
-use std::io::Write;
 use std::path::{Path, PathBuf};
 use std::process::Command;
 
@@ -58,22 +59,8 @@ fn render_result(sets: &[&str]) -> Render {
     for s in sets {
         cmd.args(["--set", s]);
     }
-    let required = std::env::var("ZDR_REQUIRE_HELM").is_ok_and(|v| v == "1");
     let unavailable = |why: String| -> Render {
-        assert!(
-            !required,
-            "ZDR_REQUIRE_HELM=1 but the Helm renderer is unavailable: {why}\n\
-             install it with `pip install helm-python-sdk` (see .ci/run for the pinned version)"
-        );
-        // Written to the stderr handle, not with eprintln!, so that libtest's capture does not
-        // hide it: a skip must be seen.
-        let _ = writeln!(
-            std::io::stderr(),
-            "\n==================== SKIPPED: Helm chart rendering ====================\n\
-             {why}\n\
-             install it with `pip install helm-python-sdk`, or set ZDR_REQUIRE_HELM=1 to fail instead\n\
-             ======================================================================\n"
-        );
+        skip::skip(&skip::HELM, &why);
         Render::Skipped
     };
     let out = match cmd.output() {

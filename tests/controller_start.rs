@@ -1,6 +1,8 @@
 //! The controller binary's start-up checks, against real processes: no cluster configured, an
 //! API server that does not answer, and a reachable API server (a tiny loopback fake) without
-//! the CRD each end with a clear message and exit code 1.
+//! the CRD each end with a clear message and exit code 1. The message comes once (a line, or
+//! one JSON record with `--log-format json`), names the URL it tried, and has no colour codes
+//! when stderr is not a terminal.
 
 use std::process::Command;
 use std::time::Duration;
@@ -22,10 +24,19 @@ fn kubeconfig(dir: &std::path::Path, server: &str) -> std::path::PathBuf {
 }
 
 fn run_controller(kubeconfig: Option<&std::path::Path>, home: &std::path::Path) -> (i32, String) {
+    run_controller_with(kubeconfig, home, &[])
+}
+
+fn run_controller_with(
+    kubeconfig: Option<&std::path::Path>,
+    home: &std::path::Path,
+    envs: &[(&str, &str)],
+) -> (i32, String) {
     let mut cmd = Command::new(env!("CARGO_BIN_EXE_zdr-controller"));
     cmd.env_clear()
         .env("HOME", home)
-        .env("ZDR_METRICS_ADDR", "127.0.0.1:0");
+        .env("ZDR_METRICS_ADDR", "127.0.0.1:0")
+        .envs(envs.iter().copied());
     if let Some(k) = kubeconfig {
         cmd.env("KUBECONFIG", k);
     }
@@ -62,7 +73,29 @@ fn with_an_unreachable_api_server_it_says_so() {
     let kc = kubeconfig(&home, &format!("http://127.0.0.1:{port}"));
     let (code, err) = run_controller(Some(&kc), &home);
     assert_eq!(code, 1, "{err}");
-    assert!(err.contains("not reachable"), "{err}");
+    assert!(
+        err.contains(&format!(
+            "API server at http://127.0.0.1:{port}/ is not reachable"
+        )),
+        "the message names the URL it tried: {err}"
+    );
+    assert_eq!(err.matches("not reachable").count(), 1, "said once: {err}");
+    assert!(
+        !err.contains('\x1b'),
+        "no colour codes into a pipe: {err:?}"
+    );
+
+    // As JSON: the one error is one record, and every line is a JSON object.
+    let (code, err) = run_controller_with(Some(&kc), &home, &[("ZDR_LOG_FORMAT", "json")]);
+    assert_eq!(code, 1, "{err}");
+    assert_eq!(err.matches("not reachable").count(), 1, "said once: {err}");
+    for line in err.lines().filter(|l| !l.trim().is_empty()) {
+        let record: serde_json::Value = serde_json::from_str(line)
+            .unwrap_or_else(|e| panic!("not a JSON record ({e}): {line}"));
+        if line.contains("not reachable") {
+            assert_eq!(record["level"], "ERROR", "{line}");
+        }
+    }
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]

@@ -58,6 +58,9 @@ pub enum LauncherError {
     /// Local I/O.
     #[error("{0}: {1}")]
     Io(&'static str, std::io::Error),
+    /// The slot's liveness lock (see `liveness`).
+    #[error(transparent)]
+    Liveness(#[from] super::liveness::HoldError),
 }
 
 struct App {
@@ -96,6 +99,17 @@ pub async fn run(cfg: LauncherConfig) -> Result<i32, LauncherError> {
                 }
                 Err(_) => return Err(LauncherError::Unreachable(path, cfg.connect_timeout)),
             }
+        }
+    };
+    // Held until this process ends: a restarted sidecar sees this slot alive and waits for it.
+    // Without it (the directory is not writable) this launcher still runs, but a restarted
+    // sidecar will not wait for it; the sidecar itself refuses a second launcher of a slot.
+    let _alive = match super::liveness::hold(&cfg.dir, &cfg.slot) {
+        Ok(f) => Some(f),
+        Err(e @ super::liveness::HoldError::Taken(..)) => return Err(e.into()),
+        Err(e) => {
+            tracing::warn!(error = %e, "no liveness lock: a restarted sidecar will not wait for this launcher");
+            None
         }
     };
     let mut held: Vec<(String, OwnedFd)> = Vec::new();

@@ -7,6 +7,7 @@
 //! - [`protocol`], [`conn`]: the control protocol and its framed connection.
 //! - [`sidecar`], [`swap`], [`status`]: the sidecar, its swap state machine, `/status` and metrics.
 //! - [`launcher`], [`notify`]: `zdr-agent exec`, the exec shim and `NOTIFY_SOCKET`.
+//! - [`liveness`]: the lock each launcher holds, which tells a restarted sidecar who is alive.
 //! - [`ctl`], [`cli`]: the local client, and command-line parsers.
 //! - [`demoapp`], [`loadgen`], [`pod`], [`demo`]: the demo app, the load generator, a local
 //!   pod of real processes, and `zdr demo`.
@@ -21,6 +22,7 @@ pub mod demo;
 pub mod demoapp;
 pub mod fds;
 pub mod launcher;
+pub mod liveness;
 pub mod loadgen;
 pub mod notify;
 pub mod pod;

@@ -179,7 +179,7 @@ impl LocalPod {
             .arg(&self.dir)
             .arg("--slot")
             .arg(slot)
-            .arg("--version")
+            .arg("--app-version")
             .arg(version)
             .args(exec_args)
             .arg("--")

@@ -15,6 +15,7 @@ use tokio::net::UnixListener;
 use tokio::sync::{mpsc, oneshot};
 
 use super::conn::{Conn, ConnError};
+use super::liveness;
 use super::protocol::{FromSidecar, ToSidecar};
 use super::sockets::{Held, ListenSpec};
 use super::status::{self, Metrics, SharedStatus, Status};
@@ -70,6 +71,26 @@ pub enum SidecarError {
     Machine(#[from] super::swap::MachineError),
 }
 
+/// The previous sidecar's state, when this pod's sidecar ran before and a launcher of it is
+/// still alive: those launchers hold the sockets, so they are recovered instead of bound again.
+/// When none is alive (a clean stop after the apps ended, or everything crashed), nobody holds
+/// them: the stale state is removed and the sockets are bound at once.
+fn previous_state(dir: &Path, state_path: &Path) -> Option<Persisted> {
+    let p: Persisted = serde_json::from_slice(&std::fs::read(state_path).ok()?).ok()?;
+    let alive: Vec<String> = p
+        .slots
+        .iter()
+        .filter(|s| liveness::alive(dir, s))
+        .cloned()
+        .collect();
+    if alive.is_empty() {
+        tracing::info!(slots = ?p.slots, "previous sidecar state found, but no launcher of it is alive: binding");
+        let _ = std::fs::remove_file(state_path);
+        return None;
+    }
+    Some(Persisted { slots: alive, ..p })
+}
+
 /// Runs the sidecar until SIGTERM/SIGINT.
 pub async fn run(cfg: SidecarConfig) -> Result<(), SidecarError> {
     if cfg.listen.is_empty() {
@@ -83,11 +104,7 @@ pub async fn run(cfg: SidecarConfig) -> Result<(), SidecarError> {
     let dir_err = |e| SidecarError::Dir(cfg.dir.clone(), e);
     std::fs::create_dir_all(&cfg.dir).map_err(dir_err)?;
     let state_path = cfg.dir.join(STATE_FILE);
-    // A state file means this pod's sidecar ran before: launchers still hold the sockets, so
-    // recover them instead of binding again.
-    let previous: Option<Persisted> = std::fs::read(&state_path)
-        .ok()
-        .and_then(|b| serde_json::from_slice(&b).ok());
+    let previous = previous_state(&cfg.dir, &state_path);
     let (sockets, expected) = match previous {
         Some(p) => {
             tracing::info!(slots = ?p.slots, "previous sidecar state found: recovering sockets from launchers");

@@ -64,9 +64,10 @@ enum Cmd {
         /// Slot name (e.g. a, b).
         #[arg(long, env = "ZDR_SLOT", default_value = "a")]
         slot: String,
-        /// Version label shown in status (default: the command's file name).
-        #[arg(long, env = "ZDR_VERSION")]
-        version: Option<String>,
+        /// Label of the app's version in status and metrics (not this binary's version).
+        /// Default: the file name of the app's command (`/app/server` gives `server`).
+        #[arg(long = "app-version", env = "ZDR_VERSION", value_name = "LABEL")]
+        app_version: Option<String>,
         /// Fallback for apps that never send READY=1: ready after this long alive (e.g. 2s).
         #[arg(long, value_parser = parse_duration)]
         ready_after: Option<Duration>,
@@ -85,8 +86,8 @@ enum Cmd {
     },
     /// Drive or inspect the sidecar.
     Ctl {
-        /// Shared directory with the sidecar's control socket.
-        #[arg(long, env = "ZDR_AGENT_DIR", default_value = "/run/zdr")]
+        /// Shared directory with the sidecar's control socket (before or after the subcommand).
+        #[arg(long, global = true, env = "ZDR_AGENT_DIR", default_value = "/run/zdr")]
         dir: PathBuf,
         #[command(subcommand)]
         cmd: CtlCmd,
@@ -111,7 +112,8 @@ enum Cmd {
 
 #[derive(Subcommand)]
 enum CtlCmd {
-    /// Swap to the standby slot; waits for the result and prints it as JSON.
+    /// Swap to the standby slot; waits for the result and prints it as JSON. Exit code 0 when
+    /// the swap succeeded, 1 when the sidecar refused it or could not be asked, 2 when it failed.
     Swap {
         /// Target slot (default: the one idle slot).
         #[arg(long)]
@@ -194,14 +196,14 @@ fn main() -> ExitCode {
             Cmd::Exec {
                 dir,
                 slot,
-                version,
+                app_version,
                 ready_after,
                 stop_signal,
                 stop_timeout_seconds,
                 connect_timeout_seconds,
                 cmd,
             } => {
-                let version = version.unwrap_or_else(|| {
+                let version = app_version.unwrap_or_else(|| {
                     cmd.first()
                         .map(|c| {
                             PathBuf::from(c)

@@ -20,9 +20,6 @@ use crate::crd::{
     ZeroDowntimeRollout,
 };
 
-/// Restarts of a new-revision container from which it counts as crash-looping.
-pub const CRASH_RESTARTS: i32 = 3;
-
 /// Makes providers from settings (tests inject fakes).
 pub trait ProviderFactory: Send + Sync {
     /// A provider for `settings`.
@@ -124,25 +121,14 @@ pub fn crash_looping(pods: &[Arc<Pod>], revision: &str) -> Option<String> {
         .filter(|p| p.labels().get(REVISION_LABEL).map(String::as_str) == Some(revision))
         .filter(|p| p.metadata.deletion_timestamp.is_none())
         .find_map(|p| {
-            let statuses = p.status.as_ref()?.container_statuses.as_ref()?;
-            statuses.iter().find_map(|c| {
-                let waiting = c
-                    .state
-                    .as_ref()
-                    .and_then(|s| s.waiting.as_ref())
-                    .and_then(|w| w.reason.as_deref());
-                (waiting == Some("CrashLoopBackOff") || c.restart_count >= CRASH_RESTARTS).then(
-                    || {
-                        format!(
-                            "pod {} container {} of the new revision is crash-looping ({} restarts{})",
-                            p.name_any(),
-                            c.name,
-                            c.restart_count,
-                            waiting.map(|w| format!(", {w}")).unwrap_or_default()
-                        )
-                    },
-                )
-            })
+            let c = super::pods::crashing_container(p)?;
+            Some(format!(
+                "pod {} container {} of the new revision is crash-looping ({} restarts{})",
+                p.name_any(),
+                c.container,
+                c.restarts,
+                c.waiting.map(|w| format!(", {w}")).unwrap_or_default()
+            ))
         })
 }
 

@@ -3,6 +3,7 @@
 //! - [`reconcile`]: the pipeline (fetch -> validate -> plan -> apply -> status).
 //! - [`validate`], [`pods`], [`revisions`], [`status`]: pure pieces of that pipeline.
 //! - [`analysis`]: the background SLO analysis of the update revision.
+//! - [`stuck`]: what holds an update (the `Blocked` condition), from what the pods say.
 //! - [`apply`]: every API write. [`expectations`]: guards against a stale cache.
 //! - [`backoff`]: per-rollout exponential backoff of failures.
 //! - [`rbac`]: the API rights the controller needs, with the reason for each.
@@ -23,6 +24,7 @@ pub mod rbac;
 pub mod reconcile;
 pub mod run;
 pub mod status;
+pub mod stuck;
 pub mod traffic;
 
 pub use context::{Context, FIELD_MANAGER, Settings};

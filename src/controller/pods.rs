@@ -144,11 +144,62 @@ pub fn pod_view(pod: &Pod, slices: &[std::sync::Arc<EndpointSlice>]) -> PodView 
 /// Whether any EndpointSlice lists the pod as a ready endpoint (an absent `ready` counts as
 /// ready, as the EndpointSlice API defines).
 pub fn listed_ready(pod_name: &str, slices: &[std::sync::Arc<EndpointSlice>]) -> bool {
-    slices.iter().any(|s| {
-        s.endpoints.iter().any(|e| {
-            e.target_ref.as_ref().is_some_and(|r| {
-                r.kind.as_deref() == Some("Pod") && r.name.as_deref() == Some(pod_name)
-            }) && e.conditions.as_ref().and_then(|c| c.ready).unwrap_or(true)
+    ready_in(pod_name, slices).is_some()
+}
+
+/// The first EndpointSlice that lists the pod as a ready endpoint.
+pub fn ready_in<'a>(
+    pod_name: &str,
+    slices: &'a [std::sync::Arc<EndpointSlice>],
+) -> Option<&'a EndpointSlice> {
+    slices
+        .iter()
+        .find(|s| {
+            s.endpoints.iter().any(|e| {
+                e.target_ref.as_ref().is_some_and(|r| {
+                    r.kind.as_deref() == Some("Pod") && r.name.as_deref() == Some(pod_name)
+                }) && e.conditions.as_ref().and_then(|c| c.ready).unwrap_or(true)
+            })
+        })
+        .map(AsRef::as_ref)
+}
+
+/// Restarts of a container from which it counts as crash-looping.
+pub const CRASH_RESTARTS: i32 = 3;
+
+/// A container that keeps exiting, as its status tells.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct Crash {
+    /// Container name.
+    pub container: String,
+    /// Its restart count.
+    pub restarts: i32,
+    /// The waiting reason, e.g. `CrashLoopBackOff`.
+    pub waiting: Option<String>,
+    /// The last termination: reason (e.g. `Error`, `OOMKilled`) and exit code.
+    pub last_exit: Option<(String, i32)>,
+}
+
+/// The first container of `pod` in `CrashLoopBackOff` or restarted at least
+/// [`CRASH_RESTARTS`] times.
+pub fn crashing_container(pod: &Pod) -> Option<Crash> {
+    let statuses = pod.status.as_ref()?.container_statuses.as_ref()?;
+    statuses.iter().find_map(|c| {
+        let waiting = c
+            .state
+            .as_ref()
+            .and_then(|s| s.waiting.as_ref())
+            .and_then(|w| w.reason.clone());
+        let looping = waiting.as_deref() == Some("CrashLoopBackOff");
+        (looping || c.restart_count >= CRASH_RESTARTS).then(|| Crash {
+            container: c.name.clone(),
+            restarts: c.restart_count,
+            waiting,
+            last_exit: c
+                .last_state
+                .as_ref()
+                .and_then(|s| s.terminated.as_ref())
+                .map(|t| (t.reason.clone().unwrap_or_default(), t.exit_code)),
         })
     })
 }

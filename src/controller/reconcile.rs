@@ -174,6 +174,8 @@ async fn reconcile_one(zdr: &ZeroDowntimeRollout, ctx: &Context) -> Result<Actio
         valid: &valid,
         update: &update_hash,
         pods: &views,
+        objects: &obs.owned,
+        slices: &obs.slices,
         crash: analysis::crash_looping(&obs.owned, &update_hash),
         traffic,
     };

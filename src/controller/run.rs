@@ -47,7 +47,8 @@ pub struct Args {
     /// RBAC rights only there (the chart's `watchNamespaces`).
     #[arg(long, env = "ZDR_WATCH_NAMESPACE", value_delimiter = ',', value_parser = namespace_name)]
     pub namespace: Vec<String>,
-    /// Image of the zdr-agent sidecar (used by hot swaps).
+    /// Image of the zdr-agent hot-swap sidecar. Not used yet: the controller does not inject
+    /// the sidecar (issue 9), so hot swaps are not driven by it and pods are replaced.
     #[arg(long, env = "ZDR_AGENT_IMAGE")]
     pub agent_image: Option<String>,
     /// Seconds to wait after a retiring pod left every EndpointSlice before deleting it.
@@ -64,9 +65,12 @@ pub enum StartError {
     /// No kubeconfig and not in a cluster.
     #[error("no Kubernetes cluster configured (set KUBECONFIG or run in a pod): {0}")]
     NoCluster(#[source] kube::Error),
-    /// The API server did not answer.
-    #[error("the Kubernetes API server is not reachable: {0}")]
-    Unreachable(#[source] kube::Error),
+    /// The API server did not answer (its URL, the error).
+    #[error("the Kubernetes API server at {0} is not reachable: {1}")]
+    Unreachable(String, #[source] kube::Error),
+    /// The configuration names an API server, but no client could be built for it.
+    #[error("cannot make a client for the Kubernetes API server at {0}: {1}")]
+    Client(String, #[source] kube::Error),
     /// The CRD is missing.
     #[error(
         "the ZeroDowntimeRollout CRD is not installed: kubectl apply --server-side -f crds/zerodowntimerollouts.yaml (or install the Helm chart)"
@@ -215,11 +219,15 @@ pub async fn run(args: Args) -> Result<(), StartError> {
         .await
         .map_err(|e| StartError::Bind(args.metrics_addr, e))?;
 
-    let client = Client::try_default().await.map_err(StartError::NoCluster)?;
+    let config = kube::Config::infer()
+        .await
+        .map_err(|e| StartError::NoCluster(kube::Error::InferConfig(e)))?;
+    let url = config.cluster_url.to_string();
+    let client = Client::try_from(config).map_err(|e| StartError::Client(url.clone(), e))?;
     client
         .apiserver_version()
         .await
-        .map_err(StartError::Unreachable)?;
+        .map_err(|e| StartError::Unreachable(url.clone(), e))?;
     let scopes = scopes(&args.namespace);
     for ns in &scopes {
         let zdrs: Api<ZeroDowntimeRollout> = api(&client, *ns);
@@ -230,7 +238,7 @@ pub async fn run(args: Args) -> Result<(), StartError> {
                 let place = ns.map_or("all namespaces".into(), |ns| format!("namespace {ns}"));
                 return Err(StartError::Forbidden(place, s.message));
             }
-            Err(e) => return Err(StartError::Unreachable(e)),
+            Err(e) => return Err(StartError::Unreachable(url.clone(), e)),
         }
     }
 

@@ -5,7 +5,7 @@ use jiff::Timestamp;
 use k8s_openapi::apimachinery::pkg::apis::meta::v1::{Condition, Time};
 
 use crate::crd::{
-    AnalysisStatus, NOT_PAUSED_REASON, PAUSED_ANNOTATION, PausedBy, Phase,
+    AnalysisStatus, BlockReason, NOT_PAUSED_REASON, PAUSED_ANNOTATION, PausedBy, Phase,
     ZeroDowntimeRolloutStatus, condition,
 };
 use crate::planner::{Counts, Summary};
@@ -257,4 +257,39 @@ pub fn traffic_error(
         conditions: keep,
         ..prev.clone()
     }
+}
+
+/// Adds what holds the update to `status`: a `Blocked` condition (kept from `prev` while its
+/// status does not change), and the reason at the end of the message (of the Degraded
+/// Progressing condition too). Nothing when no block: the condition is then left out.
+pub fn with_block(
+    status: &mut ZeroDowntimeRolloutStatus,
+    prev: &ZeroDowntimeRolloutStatus,
+    block: Option<&super::stuck::Block>,
+    now: Timestamp,
+) {
+    status.conditions.retain(|c| c.type_ != condition::BLOCKED);
+    let Some(block) = block else { return };
+    let suffix = format!("; blocked: {}", block.message);
+    // An inconclusive analysis already says so in the message, as the hold it is.
+    if let Some(m) = status.message.as_mut()
+        && block.reason != BlockReason::AnalysisInconclusive
+    {
+        m.push_str(&suffix);
+    }
+    for c in status.conditions.iter_mut() {
+        if c.type_ == condition::PROGRESSING && c.reason == "ProgressDeadlineExceeded" {
+            c.message.push_str(&suffix);
+        }
+    }
+    let cond = Cond::new(
+        condition::BLOCKED,
+        "True",
+        block.reason.as_str(),
+        block.message.clone(),
+    );
+    let generation = status.observed_generation;
+    status
+        .conditions
+        .extend(conditions(vec![cond], &prev.conditions, generation, now));
 }

@@ -122,7 +122,7 @@ pub struct ZeroDowntimeRolloutStatus {
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub analysis: Option<super::AnalysisStatus>,
 
-    /// Available, Progressing, Paused, Aborted: each with a reason and a message.
+    /// Available, Progressing, Paused, Aborted, Blocked: each with a reason and a message.
     #[serde(default, skip_serializing_if = "Vec::is_empty")]
     #[schemars(extend("x-kubernetes-list-type" = "map", "x-kubernetes-list-map-keys" = ["type"]))]
     pub conditions: Vec<Condition>,
@@ -154,6 +154,8 @@ pub mod condition {
     pub const INVALID_SPEC: &str = "InvalidSpec";
     /// The canary's router or Services cannot be read or written (reason says why).
     pub const TRAFFIC_ROUTING: &str = "TrafficRouting";
+    /// Something named holds the update (a `BlockReason`); absent when nothing does.
+    pub const BLOCKED: &str = "Blocked";
 }
 
 fn is_zero(n: &i32) -> bool {
@@ -258,3 +260,62 @@ impl PausedBy {
 
 /// The Paused condition's reason when nothing holds progress.
 pub const NOT_PAUSED_REASON: &str = "Resumed";
+
+/// What holds an update, read from what the pods, the EndpointSlices and the analysis say: the
+/// `Blocked` condition's reason and the Event's.
+#[derive(Clone, Copy, Debug, PartialEq, Eq, PartialOrd, Ord, Hash)]
+pub enum BlockReason {
+    /// The scheduler finds no node for a new pod (its PodScheduled=False message says why).
+    PodUnschedulable,
+    /// The kubelet cannot pull a container image of a new pod.
+    ImagePullFailed,
+    /// A container of a new pod cannot be created (a missing ConfigMap or Secret, a bad command).
+    ContainerConfigError,
+    /// A container of a new pod keeps exiting.
+    ContainerCrashLooping,
+    /// A new pod is on a node but its containers have not started.
+    PodNotStarted,
+    /// A new pod runs but does not turn Ready (a readiness probe or gate fails).
+    ReadinessNotReached,
+    /// A pod taken out of traffic is still listed as ready by an EndpointSlice.
+    DrainWaitingOnEndpoints,
+    /// The analysis was inconclusive: a person resumes it.
+    AnalysisInconclusive,
+    /// The analysis has no usable measurement of a metric yet (no data, or errors).
+    AnalysisWaitingForData,
+}
+
+impl BlockReason {
+    /// Every reason, for parsing and the docs.
+    pub const ALL: [BlockReason; 9] = [
+        BlockReason::PodUnschedulable,
+        BlockReason::ImagePullFailed,
+        BlockReason::ContainerConfigError,
+        BlockReason::ContainerCrashLooping,
+        BlockReason::PodNotStarted,
+        BlockReason::ReadinessNotReached,
+        BlockReason::DrainWaitingOnEndpoints,
+        BlockReason::AnalysisInconclusive,
+        BlockReason::AnalysisWaitingForData,
+    ];
+
+    /// The condition reason.
+    pub fn as_str(self) -> &'static str {
+        match self {
+            BlockReason::PodUnschedulable => "PodUnschedulable",
+            BlockReason::ImagePullFailed => "ImagePullFailed",
+            BlockReason::ContainerConfigError => "ContainerConfigError",
+            BlockReason::ContainerCrashLooping => "ContainerCrashLooping",
+            BlockReason::PodNotStarted => "PodNotStarted",
+            BlockReason::ReadinessNotReached => "ReadinessNotReached",
+            BlockReason::DrainWaitingOnEndpoints => "DrainWaitingOnEndpoints",
+            BlockReason::AnalysisInconclusive => "AnalysisInconclusive",
+            BlockReason::AnalysisWaitingForData => "AnalysisWaitingForData",
+        }
+    }
+
+    /// The reason a condition names, if it is one of these.
+    pub fn parse(s: &str) -> Option<Self> {
+        Self::ALL.into_iter().find(|r| r.as_str() == s)
+    }
+}

@@ -96,6 +96,13 @@ pub fn render_status(z: &ZeroDowntimeRollout, pods: &[RevisionPods]) -> String {
         }
         None => {}
     }
+    if let Some(c) = st
+        .conditions
+        .iter()
+        .find(|c| c.type_ == condition::BLOCKED && c.status == "True")
+    {
+        let _ = writeln!(out, "Blocked:     {}: {}", c.reason, c.message);
+    }
     let steps = match &z.spec.strategy.canary {
         Some(c) => render_canary(&mut out, z, c, &st),
         None => Vec::new(),

@@ -218,3 +218,25 @@ fn status_reports_draining_pods() {
         "{out}"
     );
 }
+
+#[test]
+fn a_blocked_rollout_says_what_holds_it() {
+    let msg = "pod web-b-x cannot be scheduled: 0/2 nodes are available: 2 Too many pods.";
+    let blocked = |status: &str| {
+        json!({"phase": "Progressing", "message": format!("wave 1/1; blocked: {msg}"),
+            "conditions": [{"type": "Blocked", "status": status, "reason": "PodUnschedulable",
+                "message": msg, "lastTransitionTime": "2026-06-01T12:00:00Z"}]})
+    };
+    let out = render_status(&rollout(json!({}), blocked("True")), &[]);
+    let line = out
+        .lines()
+        .find(|l| l.starts_with("Blocked:"))
+        .unwrap_or_default();
+    assert_eq!(
+        line,
+        format!("Blocked:     PodUnschedulable: {msg}"),
+        "{out}"
+    );
+    let out = render_status(&rollout(json!({}), blocked("False")), &[]);
+    assert!(!out.contains("Blocked: "), "{out}");
+}

@@ -116,6 +116,8 @@ fn decided(s: Scene<'_>) -> ZeroDowntimeRolloutStatus {
         valid: &valid,
         update: "new",
         pods: &s.pods,
+        objects: &[],
+        slices: &[],
         crash: None,
         traffic: s.traffic,
     };

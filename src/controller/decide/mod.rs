@@ -41,6 +41,11 @@ pub struct Snapshot<'a> {
     pub update: &'a str,
     /// Every pod the rollout owns.
     pub pods: &'a [PodView],
+    /// The same pods as the API returned them (conditions, container statuses), for saying
+    /// what holds the update.
+    pub objects: &'a [std::sync::Arc<k8s_openapi::api::core::v1::Pod>],
+    /// The EndpointSlices of the namespace.
+    pub slices: &'a [std::sync::Arc<k8s_openapi::api::discovery::v1::EndpointSlice>],
     /// A crash-looping container of the update revision, described.
     pub crash: Option<String>,
     /// What the router and the Services carry now (canary with a stable revision only), as
@@ -153,8 +158,49 @@ pub fn decide(s: &Snapshot, m: &Measurements, now: Timestamp) -> Decision {
             },
         );
     }
-    d.events.extend(announce(s.status, &d.status));
+    if can_block(&basis, &d) {
+        let found = super::stuck::classify(&super::stuck::Input {
+            pods: s.objects,
+            slices: s.slices,
+            update: s.update,
+            analysis: d.status.analysis.as_ref(),
+            awaiting_analysis: d.plan.complete && d.stable_after.as_deref() != Some(s.update),
+            now,
+        });
+        d.wake = d.wake.into_iter().chain(found.recheck).min();
+        super::status::with_block(&mut d.status, s.status, found.block.as_ref(), now);
+        d.events.extend(announce(s.status, &d.status));
+        d.events
+            .extend(blocked_note(s.status, found.block.as_ref()));
+    } else {
+        super::status::with_block(&mut d.status, s.status, None, now);
+        d.events.extend(announce(s.status, &d.status));
+    }
     d
+}
+
+/// Whether anything can hold the update: not once it is aborted or complete.
+fn can_block(b: &Basis, d: &Decision) -> bool {
+    b.aborted.is_none() && d.status.phase != Some(crate::crd::Phase::Healthy)
+}
+
+/// The Event for a block whose reason differs from the one the status names now.
+fn blocked_note(
+    prev: &ZeroDowntimeRolloutStatus,
+    block: Option<&super::stuck::Block>,
+) -> Option<Note> {
+    let block = block?;
+    let before = prev
+        .conditions
+        .iter()
+        .find(|c| c.type_ == condition::BLOCKED && c.status == "True")
+        .map(|c| c.reason.as_str());
+    (before != Some(block.reason.as_str())).then(|| Note {
+        severity: Severity::Warning,
+        reason: block.reason.as_str(),
+        message: block.message.clone(),
+        action: "Blocked",
+    })
 }
 
 /// Whether and how the analysis runs this reconcile (decided before the analysis I/O).

@@ -94,6 +94,8 @@ fn run(
         valid: &valid,
         update: "new",
         pods,
+        objects: &[],
+        slices: &[],
         crash: None,
         traffic: Some(traffic),
     };
@@ -384,6 +386,8 @@ fn a_first_rollout_has_no_steps_and_points_both_services_at_it() {
         valid: &valid,
         update: "new",
         pods: &[],
+        objects: &[],
+        slices: &[],
         crash: None,
         traffic: None,
     };
@@ -495,6 +499,8 @@ fn an_analysis_step_restarts_the_run_and_passes_on_measurements_taken_since() {
             valid: &valid,
             update: "new",
             pods: &[],
+            objects: &[],
+            slices: &[],
             crash: None,
             traffic: None,
         };

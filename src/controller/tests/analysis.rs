@@ -179,8 +179,17 @@ async fn an_empty_result_pauses_the_rollout_and_says_so() {
     // Paused: no pod is created or removed; an event and the status say why.
     let ev = h.api.expect_event().await;
     assert_eq!(ev["reason"], "RolloutPaused");
+    let ev = h.api.expect_event().await;
+    assert_eq!(ev["reason"], "AnalysisInconclusive");
+    assert_eq!(ev["action"], "Blocked");
     let s = &h.api.expect_status().await;
     assert_eq!(s["phase"], "Paused");
+    assert_eq!(cond(s, "Blocked")["reason"], "AnalysisInconclusive");
+    let message = s["message"].as_str().unwrap();
+    assert!(
+        !message.contains("blocked:"),
+        "said once, as the hold: {message}"
+    );
     let paused = cond(s, "Paused");
     assert_eq!(paused["reason"], "AnalysisInconclusive");
     let msg = paused["message"].as_str().unwrap();

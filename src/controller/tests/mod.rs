@@ -329,3 +329,4 @@ mod analysis;
 mod canary;
 mod restart;
 mod rolling;
+mod stuck;

@@ -187,8 +187,19 @@ async fn a_retiring_pod_still_listed_ready_waits_for_the_endpoints() {
     );
     add(&mut h.slices, slice("old-b", true));
     let task = tokio::spawn(reconcile(Arc::new(zdr), h.ctx.clone()));
-    // No delete, no drained mark: only the status.
-    h.api.expect_status().await;
+    // No delete, no drained mark: the Event and status say what it waits for (out of traffic
+    // since its creation, the gate's condition has no transition time).
+    let why = "pod old-b is out of traffic but EndpointSlice web-svc-abc still lists it as ready";
+    let ev = h.api.expect_event().await;
+    assert_eq!(
+        (&ev["reason"], &ev["note"]),
+        (&json!("DrainWaitingOnEndpoints"), &json!(why))
+    );
+    let s = h.api.expect_status().await;
+    assert_eq!(
+        s["message"],
+        format!("wave 1/2: 1/2 updated, 2 available, 1 draining; blocked: {why}")
+    );
     h.api.expect_nothing().await;
     task.await.unwrap().unwrap();
 }
