@@ -13,6 +13,8 @@
 //! - [`controller`]: the reconcile pipeline around it, and everything that talks to the API server.
 //! - [`plugin`]: `kubectl zdr`.
 //! - [`agent`]: the in-pod agent, `zdr-agent` (socket-holding sidecar, launchers, hot swap).
+//! - [`demo`]: the demo and benchmark tooling around the agent (`zdr demo`, demo app, load
+//!   generator, local pod of real processes, benchmark).
 //! - [`telemetry`]: logging set-up shared by every binary.
 //! - [`observe`]: the `/livez`, `/readyz`, `/metrics` HTTP server shared by controller and agent.
 
@@ -20,6 +22,7 @@ pub mod agent;
 pub mod analysis;
 pub mod controller;
 pub mod crd;
+pub mod demo;
 pub mod observe;
 pub mod planner;
 pub mod plugin;

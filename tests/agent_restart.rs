@@ -33,7 +33,7 @@ fn pid_alive(pid: u32) -> bool {
 }
 
 /// A pod serving v1 from slot a, with a long recovery window.
-async fn serving_pod() -> (zdr::agent::pod::LocalPod, u32) {
+async fn serving_pod() -> (zdr::demo::pod::LocalPod, u32) {
     let mut p = pod(&["--recover-timeout-seconds", RECOVER]).await;
     let v1 = p.demo_app("v1", &[]);
     p.launch("a", "v1", &[], &v1).unwrap();
@@ -55,14 +55,14 @@ async fn serving_pod() -> (zdr::agent::pod::LocalPod, u32) {
 }
 
 /// Restarts the sidecar; how long until it answered and was no longer recovering.
-async fn restart(p: &mut zdr::agent::pod::LocalPod) -> (Duration, Status) {
+async fn restart(p: &mut zdr::demo::pod::LocalPod) -> (Duration, Status) {
     let started = Instant::now();
     p.start_sidecar().await.expect("sidecar restarts");
     let took = started.elapsed();
     (took, p.status().await.unwrap())
 }
 
-fn assert_bound_afresh(p: &zdr::agent::pod::LocalPod, took: Duration, st: &Status, what: &str) {
+fn assert_bound_afresh(p: &zdr::demo::pod::LocalPod, took: Duration, st: &Status, what: &str) {
     let log = p.log_tail("sidecar.log", 30);
     assert!(
         took < AT_ONCE,

@@ -170,9 +170,9 @@ async fn status_metrics_and_ctl_report_the_swap() {
 async fn a_unix_socket_is_held_and_swapped_like_tcp() {
     bounded(60, async {
         let path = std::env::temp_dir().join(format!("zdr-unix-{}.sock", std::process::id()));
-        let mut o = zdr::agent::pod::PodOptions::new(agent());
+        let mut o = zdr::demo::pod::PodOptions::new(agent());
         o.listen = format!("http=unix:{}", path.display());
-        let mut pod = zdr::agent::pod::LocalPod::start(o).await.unwrap();
+        let mut pod = zdr::demo::pod::LocalPod::start(o).await.unwrap();
         assert_eq!(pod.bound, format!("unix:{}", path.display()));
         use std::os::unix::fs::PermissionsExt;
         assert_eq!(

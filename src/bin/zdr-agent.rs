@@ -10,7 +10,8 @@ use std::time::Duration;
 use clap::{Parser, Subcommand};
 use zdr::agent::cli::{parse_duration, parse_signal};
 use zdr::agent::sockets::ListenSpec;
-use zdr::agent::{ctl, demoapp, launcher, sidecar};
+use zdr::agent::{ctl, launcher, sidecar};
+use zdr::demo::demoapp;
 use zdr::telemetry::{self, LogFormat};
 
 #[derive(Parser)]

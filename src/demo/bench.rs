@@ -14,8 +14,8 @@ use tokio::process::{Child, Command};
 
 use super::bench_haproxy::Haproxy;
 use super::loadgen::{Load, LoadConfig, LoadReport, Outcome};
-use super::notify::NotifySocket;
 use super::pod::{LocalPod, PodOptions};
+use crate::agent::notify::NotifySocket;
 
 /// Benchmark settings.
 #[derive(Clone, Debug)]
