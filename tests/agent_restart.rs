@@ -12,8 +12,8 @@ use std::time::{Duration, Instant};
 
 use common::*;
 use zdr::agent::sidecar::STATE_FILE;
-use zdr::agent::status::Status;
 use zdr::agent::swap::Persisted;
+use zdr::contract::Status;
 
 /// Long enough that waiting for it could never pass for binding at once.
 const RECOVER: &str = "30";

@@ -7,6 +7,7 @@ use std::time::{Duration, Instant};
 
 use common::*;
 use tokio::io::{AsyncReadExt, AsyncWriteExt};
+use zdr::contract::SwapResult;
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn fifty_swaps_under_load_lose_nothing() {
@@ -18,7 +19,7 @@ async fn fifty_swaps_under_load_lose_nothing() {
         for i in 0..50 {
             let to = if i % 2 == 0 { "b" } else { "a" };
             let r = pod.swap(Some(to)).await.expect("swap accepted");
-            assert_eq!(r.result, "succeeded", "swap {i}: {r:?}");
+            assert_eq!(r.result, SwapResult::Succeeded, "swap {i}: {r:?}");
             assert_eq!(r.from.as_deref(), Some(if to == "a" { "b" } else { "a" }));
             ready_ms.push(r.ready_ms.unwrap_or(0));
             // Let both versions take real traffic between swaps.
@@ -229,7 +230,7 @@ async fn a_unix_socket_is_held_and_swapped_like_tcp() {
                 .swap(Some(if i % 2 == 0 { "b" } else { "a" }))
                 .await
                 .unwrap();
-            assert_eq!(r.result, "succeeded", "{r:?}");
+            assert_eq!(r.result, SwapResult::Succeeded, "{r:?}");
             tokio::time::sleep(Duration::from_millis(150)).await;
         }
         stop.store(true, std::sync::atomic::Ordering::Relaxed);

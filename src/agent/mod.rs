@@ -4,8 +4,9 @@
 //!
 //! - [`fds`]: SCM_RIGHTS and descriptor flags (the only `unsafe`).
 //! - [`sockets`]: binding and checking the shared listeners.
-//! - [`protocol`], [`conn`]: the control protocol and its framed connection.
-//! - [`sidecar`], [`swap`], [`status`]: the sidecar, its swap state machine, `/status` and metrics.
+//! - [`conn`]: the framed connection of the control protocol ([`crate::contract::protocol`]).
+//! - [`sidecar`], [`swap`], [`status`]: the sidecar, its swap state machine, the `/status`
+//!   endpoint and metrics (the document itself is [`crate::contract::status`]).
 //! - [`launcher`], [`notify`]: `zdr-agent exec`, the exec shim and `NOTIFY_SOCKET`.
 //! - [`liveness`]: the lock each launcher holds, which tells a restarted sidecar who is alive.
 //! - [`ctl`], [`cli`]: the local client, and command-line parsers.
@@ -20,7 +21,6 @@ pub mod fds;
 pub mod launcher;
 pub mod liveness;
 pub mod notify;
-pub mod protocol;
 pub mod sidecar;
 pub mod sockets;
 pub mod status;

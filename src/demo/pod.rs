@@ -13,7 +13,7 @@ use nix::unistd::Pid;
 use tokio::process::{Child, Command};
 
 use crate::agent::ctl::{self, CtlError};
-use crate::agent::status::{Status, SwapRecord};
+use crate::contract::status::{Status, SwapRecord};
 
 /// Errors running a local pod.
 #[derive(Debug, thiserror::Error)]
