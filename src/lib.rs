@@ -12,14 +12,20 @@
 //! - [`traffic`]: traffic routers (Gateway API, Istio) and the canary's Services.
 //! - [`controller`]: the reconcile pipeline around it, and everything that talks to the API server.
 //! - [`plugin`]: `kubectl zdr`.
+//! - [`contract`]: what the agent reports and accepts (`/status`, swap records, the control
+//!   protocol), typed, shared by the agent and, later, the controller.
 //! - [`agent`]: the in-pod agent, `zdr-agent` (socket-holding sidecar, launchers, hot swap).
+//! - [`demo`]: the demo and benchmark tooling around the agent (`zdr demo`, demo app, load
+//!   generator, local pod of real processes, benchmark).
 //! - [`telemetry`]: logging set-up shared by every binary.
 //! - [`observe`]: the `/livez`, `/readyz`, `/metrics` HTTP server shared by controller and agent.
 
 pub mod agent;
 pub mod analysis;
+pub mod contract;
 pub mod controller;
 pub mod crd;
+pub mod demo;
 pub mod observe;
 pub mod planner;
 pub mod plugin;

@@ -12,6 +12,7 @@ use std::time::Duration;
 
 use common::*;
 use zdr::agent::sidecar::control_path;
+use zdr::contract::SwapResult;
 
 fn answer(r: &mut BufReader<UnixStream>) -> serde_json::Value {
     let mut line = String::new();
@@ -95,7 +96,7 @@ async fn bad_messages_get_errors_and_leak_nothing() {
         // Closed connections are reaped asynchronously: allow a moment to settle.
         assert_eq!(settled_fd_count(sidecar, before).await, before, "sidecar fd count changed");
         let r = pod.swap(Some("b")).await.unwrap();
-        assert_eq!(r.result, "succeeded");
+        assert_eq!(r.result, SwapResult::Succeeded);
         pod.shutdown(Duration::from_secs(10)).await;
     })
     .await;
@@ -128,7 +129,7 @@ async fn a_second_launcher_for_a_taken_slot_is_refused() {
         let err = String::from_utf8_lossy(&out.stderr);
         assert!(err.contains("already has a launcher"), "{err}");
         let after = pod.status().await.unwrap();
-        let pid = |s: &zdr::agent::status::Status| {
+        let pid = |s: &zdr::contract::Status| {
             s.slots
                 .iter()
                 .find(|x| x.slot == "a")

@@ -8,7 +8,7 @@ use std::time::Duration;
 
 use common::*;
 use nix::sys::signal::Signal;
-use zdr::agent::status::Status;
+use zdr::contract::{Status, SwapResult};
 
 fn draining(st: &Status, slot: &str) -> bool {
     st.slots
@@ -25,7 +25,7 @@ async fn new_version_that_exits_before_ready_fails_the_swap_and_old_keeps_servin
         let old = app_pid(&pod.status().await.unwrap(), "a").unwrap();
         let load = load(pod.addr, 4, 60);
         let r = pod.swap(Some("b")).await.unwrap();
-        assert_eq!(r.result, "failed", "{r:?}");
+        assert_eq!(r.result, SwapResult::Failed, "{r:?}");
         assert!(
             r.error
                 .as_deref()
@@ -61,7 +61,7 @@ async fn new_version_never_ready_is_stopped_at_the_deadline() {
         let old = app_pid(&pod.status().await.unwrap(), "a").unwrap();
         let load = load(pod.addr, 4, 60);
         let r = pod.swap(Some("b")).await.unwrap();
-        assert_eq!(r.result, "failed", "{r:?}");
+        assert_eq!(r.result, SwapResult::Failed, "{r:?}");
         assert!(
             r.error
                 .as_deref()
@@ -109,7 +109,7 @@ async fn a_second_swap_is_refused_while_one_runs() {
             .to_string();
         assert!(second.contains("already in progress"), "{second}");
         let r = first.await.unwrap().unwrap();
-        assert_eq!(r.result, "succeeded", "{r:?}");
+        assert_eq!(r.result, SwapResult::Succeeded, "{r:?}");
         assert!(r.ready_ms.unwrap() >= 1400, "{r:?}");
         // Refusals are not swaps.
         let st = pod.status().await.unwrap();
@@ -149,7 +149,7 @@ async fn sidecar_crash_and_upgrade_keep_the_socket_and_every_connection() {
         assert_eq!(st.active_slot.as_deref(), Some("a"));
         // The recovered sidecar swaps as before.
         let r = pod.swap(Some("b")).await.unwrap();
-        assert_eq!(r.result, "succeeded", "{r:?}");
+        assert_eq!(r.result, SwapResult::Succeeded, "{r:?}");
         // And survives an upgrade-style stop (SIGTERM) and restart, now with b active.
         pod.stop_sidecar().await;
         pod.start_sidecar().await.unwrap();
@@ -161,7 +161,7 @@ async fn sidecar_crash_and_upgrade_keep_the_socket_and_every_connection() {
             .unwrap();
         assert_eq!(st.active_slot.as_deref(), Some("b"));
         let r = pod.swap(Some("a")).await.unwrap();
-        assert_eq!(r.result, "succeeded", "{r:?}");
+        assert_eq!(r.result, SwapResult::Succeeded, "{r:?}");
         tokio::time::sleep(Duration::from_millis(300)).await;
         load.stop();
         let rep = load.finish().await;
@@ -226,7 +226,7 @@ async fn an_app_shutting_down_the_shared_listener_is_contained() {
                 s.sockets[0].listening
                     && s.last_swap
                         .as_ref()
-                        .is_some_and(|r| r.result == "succeeded")
+                        .is_some_and(|r| r.result == SwapResult::Succeeded)
             })
             .await
             .unwrap();
@@ -330,7 +330,7 @@ async fn an_app_without_ready_notification_is_ready_after_the_grace_period() {
             .unwrap();
         let load = load(pod.addr, 4, 60);
         let r = pod.swap(Some("b")).await.unwrap();
-        assert_eq!(r.result, "succeeded", "{r:?}");
+        assert_eq!(r.result, SwapResult::Succeeded, "{r:?}");
         assert!(
             r.ready_ms.unwrap() >= 700,
             "ready before the grace period: {r:?}"

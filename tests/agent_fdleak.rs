@@ -6,6 +6,7 @@ mod common;
 use std::time::{Duration, Instant};
 
 use common::*;
+use zdr::contract::SwapResult;
 
 fn dir_entries(d: &std::path::Path) -> usize {
     std::fs::read_dir(d).map(|r| r.count()).unwrap_or(0)
@@ -18,7 +19,7 @@ async fn fd_counts_are_flat_over_200_swaps() {
         let pids = [pod.sidecar_pid().unwrap(), pod.launcher_pid("a").unwrap(), pod.launcher_pid("b").unwrap()];
         let load = load(pod.addr, 2, 300);
         let r = pod.swap(Some("b")).await.unwrap();
-        assert_eq!(r.result, "succeeded");
+        assert_eq!(r.result, SwapResult::Succeeded);
         tokio::time::sleep(Duration::from_millis(300)).await;
         let after_1: Vec<usize> = pids.iter().map(|p| fd_count(*p)).collect();
         let files_1 = dir_entries(&pod.dir);
@@ -27,7 +28,7 @@ async fn fd_counts_are_flat_over_200_swaps() {
         for i in 0..200 {
             let to = if i % 2 == 0 { "a" } else { "b" };
             let r = pod.swap(Some(to)).await.unwrap();
-            assert_eq!(r.result, "succeeded", "swap {}: {r:?}", i + 2);
+            assert_eq!(r.result, SwapResult::Succeeded, "swap {}: {r:?}", i + 2);
         }
         let took = t.elapsed();
         load.stop();

@@ -7,6 +7,7 @@ use std::ffi::OsString;
 use std::time::Duration;
 
 use common::*;
+use zdr::contract::SwapResult;
 
 fn python() -> OsString {
     // The real interpreter, not a wrapper script, so the pid that execs is the app's.
@@ -72,7 +73,7 @@ async fn python_socket_activated_app_is_served_and_swapped() {
         tokio::time::sleep(Duration::from_millis(500)).await;
         for (i, to) in ["b", "a", "b", "a"].iter().enumerate() {
             let r = pod.swap(Some(to)).await.unwrap();
-            assert_eq!(r.result, "succeeded", "swap {i}: {r:?}");
+            assert_eq!(r.result, SwapResult::Succeeded, "swap {i}: {r:?}");
             tokio::time::sleep(Duration::from_millis(400)).await;
         }
         load.stop();

@@ -12,8 +12,8 @@ use std::time::{Duration, Instant};
 
 use common::*;
 use zdr::agent::sidecar::STATE_FILE;
-use zdr::agent::status::Status;
 use zdr::agent::swap::Persisted;
+use zdr::contract::Status;
 
 /// Long enough that waiting for it could never pass for binding at once.
 const RECOVER: &str = "30";
@@ -25,7 +25,7 @@ fn pid_alive(pid: u32) -> bool {
 }
 
 /// A pod serving v1 from slot a, with a long recovery window.
-async fn serving_pod() -> (zdr::agent::pod::LocalPod, u32) {
+async fn serving_pod() -> (zdr::demo::pod::LocalPod, u32) {
     let p = pod_a(&["--recover-timeout-seconds", RECOVER]).await;
     let st = p.status().await.expect("status");
     let pid = app_pid(&st, "a").expect("app pid");
@@ -37,14 +37,14 @@ async fn serving_pod() -> (zdr::agent::pod::LocalPod, u32) {
 }
 
 /// Restarts the sidecar; how long until it answered and was no longer recovering.
-async fn restart(p: &mut zdr::agent::pod::LocalPod) -> (Duration, Status) {
+async fn restart(p: &mut zdr::demo::pod::LocalPod) -> (Duration, Status) {
     let started = Instant::now();
     p.start_sidecar().await.expect("sidecar restarts");
     let took = started.elapsed();
     (took, p.status().await.unwrap())
 }
 
-fn assert_bound_afresh(p: &zdr::agent::pod::LocalPod, took: Duration, st: &Status, what: &str) {
+fn assert_bound_afresh(p: &zdr::demo::pod::LocalPod, took: Duration, st: &Status, what: &str) {
     let log = p.log_tail("sidecar.log", 30);
     assert!(
         took < AT_ONCE,

@@ -7,6 +7,7 @@ use std::time::{Duration, Instant};
 
 use common::*;
 use tokio::io::{AsyncReadExt, AsyncWriteExt};
+use zdr::contract::SwapResult;
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn fifty_swaps_under_load_lose_nothing() {
@@ -18,7 +19,7 @@ async fn fifty_swaps_under_load_lose_nothing() {
         for i in 0..50 {
             let to = if i % 2 == 0 { "b" } else { "a" };
             let r = pod.swap(Some(to)).await.expect("swap accepted");
-            assert_eq!(r.result, "succeeded", "swap {i}: {r:?}");
+            assert_eq!(r.result, SwapResult::Succeeded, "swap {i}: {r:?}");
             assert_eq!(r.from.as_deref(), Some(if to == "a" { "b" } else { "a" }));
             ready_ms.push(r.ready_ms.unwrap_or(0));
             // Let both versions take real traffic between swaps.
@@ -170,9 +171,9 @@ async fn status_metrics_and_ctl_report_the_swap() {
 async fn a_unix_socket_is_held_and_swapped_like_tcp() {
     bounded(60, async {
         let path = std::env::temp_dir().join(format!("zdr-unix-{}.sock", std::process::id()));
-        let mut o = zdr::agent::pod::PodOptions::new(agent());
+        let mut o = zdr::demo::pod::PodOptions::new(agent());
         o.listen = format!("http=unix:{}", path.display());
-        let mut pod = zdr::agent::pod::LocalPod::start(o).await.unwrap();
+        let mut pod = zdr::demo::pod::LocalPod::start(o).await.unwrap();
         assert_eq!(pod.bound, format!("unix:{}", path.display()));
         use std::os::unix::fs::PermissionsExt;
         assert_eq!(
@@ -229,7 +230,7 @@ async fn a_unix_socket_is_held_and_swapped_like_tcp() {
                 .swap(Some(if i % 2 == 0 { "b" } else { "a" }))
                 .await
                 .unwrap();
-            assert_eq!(r.result, "succeeded", "{r:?}");
+            assert_eq!(r.result, SwapResult::Succeeded, "{r:?}");
             tokio::time::sleep(Duration::from_millis(150)).await;
         }
         stop.store(true, std::sync::atomic::Ordering::Relaxed);

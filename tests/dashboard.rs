@@ -26,7 +26,7 @@ fn families() -> Vec<(String, String)> {
     let a = zdr::agent::status::Metrics::new(&mut agent);
     a.swaps
         .get_or_create(&zdr::agent::status::ResultLabel {
-            result: "succeeded".into(),
+            result: zdr::contract::SwapResult::Succeeded,
         })
         .inc();
     let mut out = Vec::new();

@@ -13,7 +13,7 @@ use tokio::io::Interest;
 use tokio::net::UnixStream;
 
 use super::fds::{self, MAX_FDS_PER_MSG};
-use super::protocol::{self, DecodeError, MAX_LINE};
+use crate::contract::protocol::{self, DecodeError, MAX_LINE};
 
 /// Errors on a control connection.
 #[derive(Debug, thiserror::Error)]
@@ -206,7 +206,7 @@ impl Conn {
 #[cfg(test)]
 mod tests {
     use super::*;
-    use crate::agent::protocol::{FromSidecar, ToSidecar};
+    use crate::contract::protocol::{FromSidecar, ToSidecar};
 
     #[tokio::test]
     async fn more_than_253_fds_arrive_in_order_with_their_line() {

@@ -5,9 +5,9 @@ use std::path::Path;
 use std::time::Duration;
 
 use super::conn::{Conn, ConnError};
-use super::protocol::{FromSidecar, ToSidecar};
 use super::sidecar::control_path;
-use super::status::{Status, SwapRecord};
+use crate::contract::protocol::{FromSidecar, ToSidecar};
+use crate::contract::status::{Status, SwapRecord};
 
 /// Errors of a `ctl` request.
 #[derive(Debug, thiserror::Error)]
@@ -47,9 +47,7 @@ pub async fn request(
 /// `ctl status`.
 pub async fn status(dir: &Path) -> Result<Status, CtlError> {
     match request(dir, &ToSidecar::Status, Duration::from_secs(10)).await? {
-        FromSidecar::Status { status } => {
-            serde_json::from_value(status).map_err(|e| CtlError::Unexpected(e.to_string()))
-        }
+        FromSidecar::Status { status } => Ok(*status),
         other => Err(CtlError::Unexpected(format!("{other:?}"))),
     }
 }
@@ -61,9 +59,7 @@ pub async fn swap(
     timeout: Duration,
 ) -> Result<SwapRecord, CtlError> {
     match request(dir, &ToSidecar::Swap { to }, timeout).await? {
-        FromSidecar::SwapResult { record } => {
-            serde_json::from_value(record).map_err(|e| CtlError::Unexpected(e.to_string()))
-        }
+        FromSidecar::SwapResult { record } => Ok(record),
         other => Err(CtlError::Unexpected(format!("{other:?}"))),
     }
 }

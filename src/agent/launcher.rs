@@ -19,8 +19,8 @@ use tokio::time::sleep_until;
 use super::conn::Conn;
 use super::fds;
 use super::notify::NotifySocket;
-use super::protocol::{AppState, FromSidecar, ToSidecar};
 use super::sidecar::control_path;
+use crate::contract::protocol::{AppState, FromSidecar, ToSidecar};
 
 /// Settings of `zdr-agent exec`.
 #[derive(Clone, Debug)]

@@ -4,29 +4,23 @@
 //!
 //! - [`fds`]: SCM_RIGHTS and descriptor flags (the only `unsafe`).
 //! - [`sockets`]: binding and checking the shared listeners.
-//! - [`protocol`], [`conn`]: the control protocol and its framed connection.
-//! - [`sidecar`], [`swap`], [`status`]: the sidecar, its swap state machine, `/status` and metrics.
+//! - [`conn`]: the framed connection of the control protocol ([`crate::contract::protocol`]).
+//! - [`sidecar`], [`swap`], [`status`]: the sidecar, its swap state machine, the `/status`
+//!   endpoint and metrics (the document itself is [`crate::contract::status`]).
 //! - [`launcher`], [`notify`]: `zdr-agent exec`, the exec shim and `NOTIFY_SOCKET`.
 //! - [`liveness`]: the lock each launcher holds, which tells a restarted sidecar who is alive.
 //! - [`ctl`], [`cli`]: the local client, and command-line parsers.
-//! - [`demoapp`], [`loadgen`], [`pod`], [`demo`]: the demo app, the load generator, a local
-//!   pod of real processes, and `zdr demo`.
-//! - [`bench`], [`bench_haproxy`]: the hot-swap benchmark against naive and HAProxy reloads.
+//!
+//! The demo app, load generator, local pod and benchmark live in [`crate::demo`]: they are
+//! tooling around the agent, not part of it.
 
-pub mod bench;
-pub mod bench_haproxy;
 pub mod cli;
 pub mod conn;
 pub mod ctl;
-pub mod demo;
-pub mod demoapp;
 pub mod fds;
 pub mod launcher;
 pub mod liveness;
-pub mod loadgen;
 pub mod notify;
-pub mod pod;
-pub mod protocol;
 pub mod sidecar;
 pub mod sockets;
 pub mod status;

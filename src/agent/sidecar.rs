@@ -16,10 +16,11 @@ use tokio::sync::{mpsc, oneshot};
 
 use super::conn::{Conn, ConnError};
 use super::liveness;
-use super::protocol::{FromSidecar, ToSidecar};
 use super::sockets::{Held, ListenSpec};
-use super::status::{self, Metrics, SharedStatus, Status};
+use super::status::{self, Metrics, SharedStatus};
 use super::swap::{Event, Machine, MachineConfig, Outgoing, Persisted};
+use crate::contract::protocol::{AppState, FromSidecar, ToSidecar};
+use crate::contract::status::Status;
 use crate::observe::Health;
 
 /// File name of the control socket in the shared directory.
@@ -213,7 +214,7 @@ async fn serve_conn(mut conn: Conn, id: u64, tx: mpsc::Sender<Event>, status: Sh
         // can destroy our answer before the peer reads it. Descriptors it sent are closed.
         let _ = tokio::time::timeout(Duration::from_secs(1), async {
             while let Ok(Some(_)) | Err(ConnError::Decode(_) | ConnError::MissingFds(..)) =
-                conn.recv::<serde_json::Value>().await
+                conn.recv::<serde::de::IgnoredAny>().await
             {}
         })
         .await;
@@ -261,9 +262,7 @@ async fn serve_conn(mut conn: Conn, id: u64, tx: mpsc::Sender<Event>, status: Sh
                     return;
                 }
                 let r = match rrx.await {
-                    Ok(Ok(rec)) => FromSidecar::SwapResult {
-                        record: serde_json::to_value(rec).unwrap_or_default(),
-                    },
+                    Ok(Ok(record)) => FromSidecar::SwapResult { record },
                     Ok(Err(e)) => FromSidecar::Error { message: e },
                     Err(_) => FromSidecar::Error {
                         message: "sidecar is shutting down".into(),
@@ -274,7 +273,7 @@ async fn serve_conn(mut conn: Conn, id: u64, tx: mpsc::Sender<Event>, status: Sh
                 }
             }
             ToSidecar::Status => {
-                let s = serde_json::to_value(status::snapshot(&status)).unwrap_or_default();
+                let s = Box::new(status::snapshot(&status));
                 if conn
                     .send(&FromSidecar::Status { status: s }, &[])
                     .await
@@ -301,7 +300,7 @@ async fn launcher_session(
     pid: u32,
     slot: String,
     version: String,
-    app: Option<super::protocol::AppState>,
+    app: Option<AppState>,
     held: Vec<(String, OwnedFd)>,
     tx: mpsc::Sender<Event>,
 ) {

@@ -1,5 +1,5 @@
-//! What the sidecar shows: the `/status` JSON document, the Prometheus metrics, and the
-//! read-only HTTP endpoint serving both (built on [`crate::observe`]).
+//! What the sidecar shows: the Prometheus metrics, and the read-only HTTP endpoint serving
+//! them and the `/status` document ([`crate::contract::status`]), built on [`crate::observe`].
 
 use std::net::SocketAddr;
 use std::sync::{Arc, Mutex};
@@ -7,107 +7,27 @@ use std::sync::{Arc, Mutex};
 use axum::Json;
 use axum::routing::get;
 use prometheus_client::encoding::EncodeLabelSet;
+use prometheus_client::encoding::{EncodeLabelValue, LabelValueEncoder};
 use prometheus_client::metrics::counter::Counter;
 use prometheus_client::metrics::family::Family;
 use prometheus_client::metrics::gauge::Gauge;
 use prometheus_client::metrics::histogram::Histogram;
 use prometheus_client::registry::Registry;
-use serde::{Deserialize, Serialize};
 
+use crate::contract::status::{Status, SwapResult};
 use crate::observe::Health;
-
-/// One held listener.
-#[derive(Clone, Debug, Default, Serialize, Deserialize)]
-pub struct SocketStatus {
-    /// LISTEN_FDNAMES name.
-    pub name: String,
-    /// Bound address.
-    pub addr: String,
-    /// SO_ACCEPTCONN at the last check.
-    pub listening: bool,
-    /// Recovered from a launcher after a sidecar restart.
-    pub adopted: bool,
-}
-
-/// A slot's running app.
-#[derive(Clone, Debug, Default, Serialize, Deserialize)]
-pub struct AppStatus {
-    /// App pid.
-    pub pid: u32,
-    /// Signalled readiness.
-    pub ready: bool,
-    /// Told to drain.
-    pub draining: bool,
-}
-
-/// One slot (launcher).
-#[derive(Clone, Debug, Default, Serialize, Deserialize)]
-pub struct SlotStatus {
-    /// Slot name.
-    pub slot: String,
-    /// Launcher pid.
-    pub launcher_pid: u32,
-    /// Version label.
-    pub version: String,
-    /// Running app, if any.
-    pub app: Option<AppStatus>,
-    /// How many times this slot started an app.
-    pub starts: u64,
-}
-
-/// A finished (or running) swap.
-#[derive(Clone, Debug, Default, Serialize, Deserialize, PartialEq)]
-pub struct SwapRecord {
-    /// Sequence number, from 1.
-    pub id: u64,
-    /// Old slot (none if nothing was serving).
-    pub from: Option<String>,
-    /// New slot.
-    pub to: String,
-    /// Version label of the new slot.
-    pub to_version: String,
-    /// `running`, `succeeded` or `failed`.
-    pub result: String,
-    /// Why it failed.
-    pub error: Option<String>,
-    /// Start of the new version to its readiness.
-    pub ready_ms: Option<u64>,
-    /// Drain signal to the old version's exit.
-    pub drain_ms: Option<u64>,
-    /// Whole swap.
-    pub total_ms: Option<u64>,
-}
-
-/// The `/status` document (also `zdr-agent ctl status`).
-#[derive(Clone, Debug, Default, Serialize, Deserialize)]
-pub struct Status {
-    /// Held listeners.
-    pub sockets: Vec<SocketStatus>,
-    /// Slot serving now (the last one to become ready).
-    pub active_slot: Option<String>,
-    /// Registered slots.
-    pub slots: Vec<SlotStatus>,
-    /// Swap under way.
-    pub swap_in_progress: Option<SwapRecord>,
-    /// Last finished swap.
-    pub last_swap: Option<SwapRecord>,
-    /// Swaps that succeeded.
-    pub swaps_succeeded: u64,
-    /// Swaps that failed.
-    pub swaps_failed: u64,
-    /// Still waiting for launchers to hand back sockets after a restart.
-    pub recovering: bool,
-    /// HTTP endpoint address.
-    pub http_addr: Option<String>,
-    /// Sidecar pid.
-    pub pid: u32,
-}
 
 /// Labels of `zdr_agent_swaps_total`.
 #[derive(Clone, Debug, Hash, PartialEq, Eq, EncodeLabelSet)]
 pub struct ResultLabel {
     /// `succeeded` or `failed`.
-    pub result: String,
+    pub result: SwapResult,
+}
+
+impl EncodeLabelValue for SwapResult {
+    fn encode(&self, encoder: &mut LabelValueEncoder) -> Result<(), std::fmt::Error> {
+        std::fmt::Write::write_str(encoder, self.as_str())
+    }
 }
 
 /// The sidecar's metrics.
@@ -193,4 +113,32 @@ pub async fn serve(
         }
     });
     Ok(bound)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn swaps_are_counted_under_the_wire_words() {
+        let mut registry = Registry::default();
+        let m = Metrics::new(&mut registry);
+        for result in [
+            SwapResult::Succeeded,
+            SwapResult::Failed,
+            SwapResult::Failed,
+        ] {
+            m.swaps.get_or_create(&ResultLabel { result }).inc();
+        }
+        let mut text = String::new();
+        prometheus_client::encoding::text::encode(&mut text, &registry).unwrap();
+        assert!(
+            text.contains("zdr_agent_swaps_total{result=\"succeeded\"} 1"),
+            "{text}"
+        );
+        assert!(
+            text.contains("zdr_agent_swaps_total{result=\"failed\"} 2"),
+            "{text}"
+        );
+    }
 }

@@ -10,7 +10,9 @@ use std::time::Duration;
 use clap::{Parser, Subcommand};
 use zdr::agent::cli::{parse_duration, parse_signal};
 use zdr::agent::sockets::ListenSpec;
-use zdr::agent::{ctl, demoapp, launcher, sidecar};
+use zdr::agent::{ctl, launcher, sidecar};
+use zdr::contract::SwapResult;
+use zdr::demo::demoapp;
 use zdr::telemetry::{self, LogFormat};
 
 #[derive(Parser)]
@@ -234,7 +236,7 @@ fn main() -> ExitCode {
             Cmd::Ctl { dir, cmd } => {
                 let r = match cmd {
                     CtlCmd::Swap { to, timeout } => ctl::swap(&dir, to, timeout).await.map(|r| {
-                        let ok = r.result == "succeeded";
+                        let ok = r.result == SwapResult::Succeeded;
                         (serde_json::to_string_pretty(&r).unwrap_or_default(), ok)
                     }),
                     CtlCmd::Status => ctl::status(&dir)

@@ -6,7 +6,7 @@ use std::time::Duration;
 
 use clap::{Parser, Subcommand};
 use zdr::agent::cli::parse_duration;
-use zdr::agent::{bench, demo};
+use zdr::demo::{self, bench};
 
 #[derive(Parser)]
 #[command(name = "zdr", version, about = "zero-downtime rollouts")]

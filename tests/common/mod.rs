@@ -8,9 +8,9 @@ use std::path::Path;
 use std::time::Duration;
 
 use tokio::io::{AsyncReadExt, AsyncWriteExt};
-use zdr::agent::loadgen::{Load, LoadConfig, LoadReport, Outcome};
-use zdr::agent::pod::{LocalPod, PodOptions};
-use zdr::agent::status::Status;
+use zdr::contract::Status;
+use zdr::demo::loadgen::{Load, LoadConfig, LoadReport, Outcome};
+use zdr::demo::pod::{LocalPod, PodOptions};
 
 /// The agent binary built by cargo for these tests.
 pub fn agent() -> &'static Path {

@@ -20,9 +20,10 @@ mod request;
 
 pub use recovery::Persisted;
 
-use super::protocol::{AppState, FromSidecar, ToSidecar};
 use super::sockets::{Held, ListenSpec};
-use super::status::{Metrics, SharedStatus, SwapRecord};
+use super::status::{Metrics, SharedStatus};
+use crate::contract::protocol::{AppState, FromSidecar, ToSidecar};
+use crate::contract::status::SwapRecord;
 
 /// A message for one launcher's connection task.
 pub struct Outgoing {

@@ -8,8 +8,8 @@ use serde::{Deserialize, Serialize};
 use tokio::sync::mpsc;
 
 use super::{App, Machine, MachineError, Outgoing, Slot};
-use crate::agent::protocol::{AppState, FromSidecar};
 use crate::agent::sockets::{Held, matches_spec};
+use crate::contract::protocol::{AppState, FromSidecar};
 
 /// What survives a sidecar restart (in the shared directory).
 #[derive(Clone, Debug, Default, Serialize, Deserialize)]

@@ -6,7 +6,7 @@ use std::sync::Arc;
 
 use super::Machine;
 use crate::agent::sockets::{Held, ListenSpec, is_listening};
-use crate::agent::status::{AppStatus, SlotStatus, SocketStatus, Status};
+use crate::contract::status::{AppStatus, SlotStatus, SocketStatus, Status};
 
 impl Machine {
     /// An app calling shutdown(2) on the shared listener stops it for every holder; put it

@@ -6,7 +6,8 @@ use std::time::Instant;
 use tokio::sync::oneshot;
 
 use super::{Machine, Phase, Swap, ms};
-use crate::agent::status::{ResultLabel, SwapRecord};
+use crate::agent::status::ResultLabel;
+use crate::contract::status::{SwapRecord, SwapResult};
 
 impl Machine {
     pub(super) fn on_swap(
@@ -88,7 +89,7 @@ impl Machine {
                 from,
                 to: to.clone(),
                 to_version: version,
-                result: "running".into(),
+                result: SwapResult::Running,
                 ..SwapRecord::default()
             },
             started: Instant::now(),
@@ -107,11 +108,11 @@ impl Machine {
         let total = sw.started.elapsed();
         sw.record.total_ms = Some(ms(total));
         let result = if error.is_some() {
-            "failed"
+            SwapResult::Failed
         } else {
-            "succeeded"
+            SwapResult::Succeeded
         };
-        sw.record.result = result.into();
+        sw.record.result = result;
         sw.record.error = error;
         if sw.record.error.is_some() {
             self.failed += 1;
@@ -123,9 +124,7 @@ impl Machine {
         }
         self.metrics
             .swaps
-            .get_or_create(&ResultLabel {
-                result: result.into(),
-            })
+            .get_or_create(&ResultLabel { result })
             .inc();
         for w in sw.waiters.drain(..) {
             let _ = w.send(Ok(sw.record.clone()));

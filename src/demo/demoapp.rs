@@ -16,7 +16,7 @@ use tokio::signal::unix::{SignalKind, signal};
 use tokio::sync::watch;
 use tokio::task::JoinSet;
 
-use super::{fds, notify, sockets};
+use crate::agent::{fds, notify, sockets};
 
 /// Settings of the demo app; also its command line (`zdr-agent demo-app`).
 #[derive(Clone, Debug, clap::Args)]
@@ -25,7 +25,7 @@ pub struct DemoAppConfig {
     #[arg(long, default_value = "v1")]
     pub version: String,
     /// Signal that starts the drain.
-    #[arg(long, default_value = "SIGTERM", value_parser = super::cli::parse_signal)]
+    #[arg(long, default_value = "SIGTERM", value_parser = crate::agent::cli::parse_signal)]
     pub drain_signal: i32,
     /// Bind this address itself instead of taking LISTEN_FDS (benchmark's naive variants).
     #[arg(long)]
@@ -34,16 +34,16 @@ pub struct DemoAppConfig {
     #[arg(long)]
     pub reuseport: bool,
     /// Wait this long before `READY=1` (a slow start-up).
-    #[arg(long, default_value = "0ms", value_parser = super::cli::parse_duration)]
+    #[arg(long, default_value = "0ms", value_parser = crate::agent::cli::parse_duration)]
     pub ready_delay: Duration,
     /// Never send `READY=1` (a version that never becomes ready).
     #[arg(long)]
     pub never_ready: bool,
     /// A start-up failure: exit with code 3 after this long, without accepting or READY=1.
-    #[arg(long, value_parser = super::cli::parse_duration)]
+    #[arg(long, value_parser = crate::agent::cli::parse_duration)]
     pub exit_after: Option<Duration>,
     /// While draining, close a keep-alive connection idle this long.
-    #[arg(long, default_value = "2s", value_parser = super::cli::parse_duration)]
+    #[arg(long, default_value = "2s", value_parser = crate::agent::cli::parse_duration)]
     pub idle_close: Duration,
 }
 

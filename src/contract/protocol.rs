@@ -1,9 +1,12 @@
 //! The control protocol spoken on the sidecar's Unix socket: versioned JSON lines, one message
 //! per line, `{"v":1,"type":…,"fds":N,…}`, where `fds` counts SCM_RIGHTS descriptors that
-//! travel with the bytes of that line.
+//! travel with the bytes of that line. Launchers and `ctl` speak it with the sidecar; every
+//! payload is typed (the status document and swap records are [`super::status`]'s).
 
 use serde::{Deserialize, Serialize};
 use serde_json::Value;
+
+use super::status::{Status, SwapRecord};
 
 /// Protocol version this build speaks. A message with another `v` is answered with an error.
 pub const VERSION: u32 = 1;
@@ -74,7 +77,7 @@ pub enum ToSidecar {
 }
 
 /// Messages from the sidecar.
-#[derive(Clone, Debug, PartialEq, Serialize, Deserialize)]
+#[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
 #[serde(tag = "type", rename_all = "snake_case")]
 pub enum FromSidecar {
     /// Registered; wait without running anything.
@@ -96,12 +99,12 @@ pub enum FromSidecar {
     /// Answer to `swap`.
     SwapResult {
         /// The finished swap.
-        record: Value,
+        record: SwapRecord,
     },
     /// Answer to `status`.
     Status {
-        /// The status document.
-        status: Value,
+        /// The status document (boxed: it is much larger than the other messages).
+        status: Box<Status>,
     },
     /// The request was refused or malformed.
     Error {

@@ -7,6 +7,7 @@ use std::time::Duration;
 
 use super::loadgen::{Load, LoadConfig, Outcome};
 use super::pod::{LocalPod, PodError, PodOptions};
+use crate::contract::SwapResult;
 
 /// Settings of the demo.
 #[derive(Clone, Debug)]
@@ -109,7 +110,7 @@ pub async fn run(cfg: DemoConfig) -> Result<DemoSummary, PodError> {
         tokio::time::sleep_until((load.started() + gap * (i + 1)).into()).await;
         let to = if i.is_multiple_of(2) { "b" } else { "a" };
         match pod.swap(Some(to)).await {
-            Ok(r) if r.result == "succeeded" => {
+            Ok(r) if r.result == SwapResult::Succeeded => {
                 summary.swaps += 1;
                 eprintln!(
                     "zdr demo: swap {} -> slot {to} ({}) ready in {} ms, old drained in {} ms",

@@ -12,8 +12,8 @@ use nix::sys::signal::Signal;
 use nix::unistd::Pid;
 use tokio::process::{Child, Command};
 
-use super::ctl::{self, CtlError};
-use super::status::{Status, SwapRecord};
+use crate::agent::ctl::{self, CtlError};
+use crate::contract::status::{Status, SwapRecord};
 
 /// Errors running a local pod.
 #[derive(Debug, thiserror::Error)]

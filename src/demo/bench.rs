@@ -14,8 +14,9 @@ use tokio::process::{Child, Command};
 
 use super::bench_haproxy::Haproxy;
 use super::loadgen::{Load, LoadConfig, LoadReport, Outcome};
-use super::notify::NotifySocket;
 use super::pod::{LocalPod, PodOptions};
+use crate::agent::notify::NotifySocket;
+use crate::contract::SwapResult;
 
 /// Benchmark settings.
 #[derive(Clone, Debug)]
@@ -218,7 +219,7 @@ impl Swapper for ZdrSwap<'_> {
     async fn swap(&mut self, i: u32) -> Result<(), String> {
         let to = if i.is_multiple_of(2) { "b" } else { "a" };
         let r = self.0.swap(Some(to)).await.map_err(|e| e.to_string())?;
-        if r.result == "succeeded" {
+        if r.result == SwapResult::Succeeded {
             Ok(())
         } else {
             Err(r.error.unwrap_or_default())
