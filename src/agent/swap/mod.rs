@@ -306,7 +306,11 @@ impl Machine {
             Command::Persist(p) => self.save_state(&p),
             Command::Reply { request, outcome } => {
                 if let Some(w) = self.waiters.remove(&request) {
-                    let _ = w.send(outcome.map(|r| report::record(&r)));
+                    let _ = w.send(
+                        outcome
+                            .map(|r| report::record(&r))
+                            .map_err(|e| e.to_string()),
+                    );
                 }
             }
             Command::Finished(r) => self.observe(&r),

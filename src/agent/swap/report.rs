@@ -19,7 +19,7 @@ pub(super) fn record(r: &SwapReport) -> SwapRecord {
     let (result, error) = match &r.outcome {
         Outcome::Running => ("running", None),
         Outcome::Succeeded => ("succeeded", None),
-        Outcome::Failed(e) => ("failed", Some(e.clone())),
+        Outcome::Failed(e) => ("failed", Some(e.to_string())),
     };
     SwapRecord {
         id: r.id,

@@ -3,7 +3,7 @@
 
 use std::time::Duration;
 
-use super::{Command, Core, Now, Outcome, Phase, Swap, SwapReport};
+use super::{Command, Core, Exit, Failure, Now, Outcome, Phase, Refusal, Swap, SwapReport};
 
 impl Core {
     pub(super) fn on_ready(&mut self, now: Now, conn: u64, pid: u32) {
@@ -72,12 +72,12 @@ impl Core {
         };
         let was = s.app.take();
         tracing::info!(%slot, pid, ?code, ?signal, "app exited");
-        let how = match (code, signal) {
-            (Some(c), _) => format!("exit code {c}"),
-            (_, Some(sig)) => format!("signal {sig}"),
-            _ => "unknown status".into(),
+        let exit = match (code, signal) {
+            (Some(c), _) => Exit::Code(c),
+            (_, Some(sig)) => Exit::Signal(sig),
+            _ => Exit::Unknown,
         };
-        self.after_exit(now, &slot, was.is_some_and(|a| a.draining), &how);
+        self.after_exit(now, &slot, was.is_some_and(|a| a.draining), exit);
     }
 
     pub(super) fn on_gone(&mut self, now: Now, conn: u64) {
@@ -89,17 +89,18 @@ impl Core {
             let s = self.slots.remove(&slot);
             tracing::warn!(%slot, "launcher disconnected");
             let drained = s.and_then(|s| s.app).is_some_and(|a| a.draining);
-            self.after_exit(now, &slot, drained, "launcher disconnected");
+            self.after_exit(now, &slot, drained, Exit::LauncherLost);
         }
     }
 
-    fn after_exit(&mut self, now: Now, slot: &str, drained: bool, how: &str) {
+    fn after_exit(&mut self, now: Now, slot: &str, drained: bool, exit: Exit) {
         if let Some(sw) = &self.swap {
             match sw.phase {
                 Phase::Starting if sw.report.to == slot => {
-                    let err = format!(
-                        "new version in slot {slot} exited before it was ready ({how}); old version kept serving"
-                    );
+                    let err = Failure::ExitedBeforeReady {
+                        slot: slot.to_owned(),
+                        exit,
+                    };
                     if self.active.as_deref() == Some(slot) {
                         self.active = sw.report.from.clone();
                     }
@@ -118,7 +119,7 @@ impl Core {
             }
         }
         if self.active.as_deref() == Some(slot) && !drained {
-            tracing::warn!(%slot, how, "serving app exited unexpectedly");
+            tracing::warn!(%slot, %exit, "serving app exited unexpectedly");
             self.active = None;
             self.ensure_at = Some(now.at + Duration::from_millis(500));
         }
@@ -132,20 +133,17 @@ impl Core {
         match sw.phase {
             Phase::Starting => {
                 let to = sw.report.to.clone();
-                let err = format!(
-                    "new version in slot {to} was not ready within {}s; stopped it, old version kept serving",
-                    self.cfg.ready_timeout.as_secs_f64()
-                );
+                let err = Failure::NotReady {
+                    slot: to.clone(),
+                    timeout: self.cfg.ready_timeout,
+                };
                 if self.slots.get(&to).is_some_and(|s| s.app.is_some()) {
                     self.drain(&to);
                 }
                 self.finish(now, Some(err));
             }
             Phase::Draining { .. } => {
-                self.finish(
-                    now,
-                    Some("old version did not exit after its drain timeout".into()),
-                );
+                self.finish(now, Some(Failure::DrainTimeout));
             }
         }
     }
@@ -176,19 +174,16 @@ impl Core {
         }
     }
 
-    fn begin_swap(&mut self, now: Now, to: Option<String>) -> Result<(), String> {
+    fn begin_swap(&mut self, now: Now, to: Option<String>) -> Result<(), Refusal> {
         if let Some(sw) = &self.swap {
-            let phase = match sw.phase {
-                Phase::Starting => "starting the new version",
-                Phase::Draining { .. } => "draining the old version",
-            };
-            return Err(format!(
-                "swap #{} to slot {} is already in progress ({phase}); one swap at a time",
-                sw.report.id, sw.report.to
-            ));
+            return Err(Refusal::InProgress {
+                id: sw.report.id,
+                to: sw.report.to.clone(),
+                phase: sw.phase,
+            });
         }
         if !self.held {
-            return Err("the sidecar is still recovering its sockets".into());
+            return Err(Refusal::Recovering);
         }
         let to = self.pick_target(to)?;
         // The old version: the active one, or else an app that was started but is not ready
@@ -231,38 +226,34 @@ impl Core {
         Ok(())
     }
 
-    fn pick_target(&self, to: Option<String>) -> Result<String, String> {
+    fn pick_target(&self, to: Option<String>) -> Result<String, Refusal> {
         let Some(t) = to else {
-            let idle: Vec<&String> = self
+            let mut idle: Vec<String> = self
                 .slots
                 .iter()
                 .filter(|(_, s)| s.app.is_none())
-                .map(|(n, _)| n)
+                .map(|(n, _)| n.clone())
                 .collect();
-            return match idle.as_slice() {
-                [one] => Ok((*one).clone()),
-                [] => Err("no idle slot: connect a standby launcher first".into()),
-                _ => Err(format!("several idle slots {idle:?}: name one with --to")),
+            return match idle.len() {
+                1 => Ok(idle.remove(0)),
+                0 => Err(Refusal::NoIdleSlot),
+                _ => Err(Refusal::SeveralIdle(idle)),
             };
         };
         let Some(s) = self.slots.get(&t) else {
-            return Err(format!("no launcher is connected for slot {t:?}"));
+            return Err(Refusal::NoLauncher(t));
         };
         if let Some(app) = &s.app {
-            return Err(format!(
-                "slot {t:?} is not idle: it runs pid {} ({})",
-                app.pid,
-                if self.active.as_deref() == Some(t.as_str()) {
-                    "active"
-                } else {
-                    "stopping"
-                }
-            ));
+            return Err(Refusal::NotIdle {
+                active: self.active.as_deref() == Some(t.as_str()),
+                pid: app.pid,
+                slot: t,
+            });
         }
         Ok(t)
     }
 
-    pub(super) fn finish(&mut self, now: Now, error: Option<String>) {
+    pub(super) fn finish(&mut self, now: Now, error: Option<Failure>) {
         let Some(mut sw) = self.swap.take() else {
             return;
         };

@@ -177,24 +177,22 @@ fn finished(cmds: &[Command], request: u64) -> SwapReport {
     reports[0].clone()
 }
 
-fn failed_with(r: &SwapReport, words: &str) {
-    match &r.outcome {
-        Outcome::Failed(e) => assert!(e.contains(words), "{e:?} should contain {words:?}"),
-        o => panic!("swap should have failed with {words:?}, got {o:?}"),
-    }
+fn failed_with(r: &SwapReport, failure: Failure) {
+    assert_eq!(r.outcome, Outcome::Failed(failure));
 }
 
-fn refused(cmds: Vec<Command>, request: u64, words: &str) {
-    match cmds.as_slice() {
-        [
-            Command::Reply {
-                request: r,
-                outcome: Err(e),
-            },
-        ] if *r == request => {
-            assert!(e.contains(words), "{e:?} should contain {words:?}")
-        }
-        _ => panic!("expected a refusal with {words:?}, got {cmds:?}"),
+fn refused(cmds: Vec<Command>, request: u64, refusal: Refusal) {
+    let want = Command::Reply {
+        request,
+        outcome: Err(refusal),
+    };
+    assert_eq!(cmds, vec![want]);
+}
+
+fn exited_early(slot: &str, exit: Exit) -> Failure {
+    Failure::ExitedBeforeReady {
+        slot: slot.into(),
+        exit,
     }
 }
 
@@ -240,7 +238,13 @@ fn ready_timeout_stops_new_and_old_keeps_serving() {
     let cmds = h.advance(Duration::from_millis(1));
     assert_eq!(cmds[0], drain(2, "b"));
     let r = finished(&cmds, 1);
-    failed_with(&r, "not ready within 60s");
+    failed_with(
+        &r,
+        Failure::NotReady {
+            slot: "b".into(),
+            timeout: READY_TIMEOUT,
+        },
+    );
     assert_eq!(h.core.active(), Some("a"));
     assert!(h.app("a").is_some_and(|a| a.ready && !a.draining));
     assert_eq!(h.core.counts(), (0, 1));
@@ -257,10 +261,7 @@ fn new_exiting_before_ready_fails_the_swap() {
     h.swap(3, None);
     let cmds = h.exited(2, Some(1), None);
     let r = finished(&cmds, 3);
-    failed_with(
-        &r,
-        "exited before it was ready (exit code 1); old version kept serving",
-    );
+    failed_with(&r, exited_early("b", Exit::Code(1)));
     assert_eq!(cmds.len(), 2, "the old version is not touched: {cmds:?}");
     assert_eq!(h.core.active(), Some("a"));
     assert!(h.app("b").is_none());
@@ -325,7 +326,7 @@ fn drain_timeout_fails_the_swap_after_the_launchers_kill() {
     assert_eq!(h.core.next_deadline(), Some(h.now().at + backstop));
     assert_eq!(h.advance(backstop - Duration::from_millis(1)), vec![]);
     let cmds = h.advance(Duration::from_millis(1));
-    failed_with(&finished(&cmds, 1), "did not exit after its drain timeout");
+    failed_with(&finished(&cmds, 1), Failure::DrainTimeout);
     assert_eq!(h.core.active(), Some("b"), "the new version keeps serving");
     // The old app's late exit changes nothing.
     assert_eq!(h.exited(1, None, Some(9)), vec![]);
@@ -337,17 +338,15 @@ fn swap_requested_while_swapping_is_refused() {
     let mut h = serving();
     h.hello(3, "c");
     h.swap(1, Some("b"));
-    refused(
-        h.swap(2, Some("c")),
-        2,
-        "swap #1 to slot b is already in progress (starting",
-    );
+    let in_progress = |phase| Refusal::InProgress {
+        id: 1,
+        to: "b".into(),
+        phase,
+    };
+    refused(h.swap(2, Some("c")), 2, in_progress(Phase::Starting));
     h.ready(2);
-    refused(
-        h.swap(3, None),
-        3,
-        "(draining the old version); one swap at a time",
-    );
+    let since = h.now().at;
+    refused(h.swap(3, None), 3, in_progress(Phase::Draining { since }));
     let cmds = h.exited(1, Some(0), None);
     finished(&cmds, 1);
 }
@@ -355,23 +354,21 @@ fn swap_requested_while_swapping_is_refused() {
 #[test]
 fn bad_swap_requests_are_refused() {
     let (mut h, _) = H::new(false, &[]);
-    refused(h.swap(1, None), 1, "no idle slot");
+    refused(h.swap(1, None), 1, Refusal::NoIdleSlot);
     h.hello(1, "a");
-    refused(
-        h.swap(2, Some("a")),
-        2,
-        "slot \"a\" is not idle: it runs pid 0 (stopping)",
-    );
+    let not_idle = |pid, active| Refusal::NotIdle {
+        slot: "a".into(),
+        pid,
+        active,
+    };
+    refused(h.swap(2, Some("a")), 2, not_idle(0, false));
     h.ready(1);
-    refused(h.swap(3, Some("a")), 3, "(active)");
-    refused(
-        h.swap(4, Some("z")),
-        4,
-        "no launcher is connected for slot \"z\"",
-    );
+    refused(h.swap(3, Some("a")), 3, not_idle(1001, true));
+    refused(h.swap(4, Some("z")), 4, Refusal::NoLauncher("z".into()));
     h.hello(2, "b");
     h.hello(3, "c");
-    refused(h.swap(5, None), 5, "several idle slots");
+    let idle = vec!["b".to_string(), "c".to_string()];
+    refused(h.swap(5, None), 5, Refusal::SeveralIdle(idle));
     assert_eq!(h.core.counts(), (0, 0));
 }
 
@@ -419,10 +416,7 @@ fn launcher_lost_mid_swap_fails_it_and_old_keeps_serving() {
     let mut h = serving();
     h.swap(4, None);
     let cmds = h.ev(Event::Gone { conn: 2 });
-    failed_with(
-        &finished(&cmds, 4),
-        "exited before it was ready (launcher disconnected)",
-    );
+    failed_with(&finished(&cmds, 4), exited_early("b", Exit::LauncherLost));
     assert_eq!(h.core.active(), Some("a"));
     assert!(!h.core.slots().contains_key("b"));
     // Events of the closed connection are ignored.
@@ -483,7 +477,7 @@ fn recovery_mid_swap_completes_the_interrupted_swap() {
     let (mut h, first) = H::new(true, &["a", "b"]);
     assert_eq!(first, vec![persist(&["a", "b"])]);
     assert!(h.core.recovering());
-    refused(h.swap(1, None), 1, "still recovering");
+    refused(h.swap(1, None), 1, Refusal::Recovering);
     // Old `a` and the newer `b`, both ready: the sidecar died between b's READY and a's drain.
     let cmds = hello_with_app(&mut h, 1, "a", true, 100);
     assert_eq!(
@@ -563,4 +557,59 @@ fn recovery_with_no_ready_app_keeps_only_the_newest() {
     assert_eq!(h.core.active(), Some("a"));
     assert_eq!(h.ready(2), vec![], "a drained app does not come back");
     assert_eq!(h.core.active(), Some("a"));
+}
+
+/// The words `ctl swap` prints come from these enums: they must not drift.
+#[test]
+fn failures_and_refusals_read_as_before() {
+    let cases: Vec<(String, &str)> = vec![
+        (
+            exited_early("b", Exit::Code(1)).to_string(),
+            "new version in slot b exited before it was ready (exit code 1); old version kept serving",
+        ),
+        (Exit::Signal(9).to_string(), "signal 9"),
+        (Exit::Unknown.to_string(), "unknown status"),
+        (Exit::LauncherLost.to_string(), "launcher disconnected"),
+        (
+            Failure::NotReady {
+                slot: "b".into(),
+                timeout: Duration::from_millis(1500),
+            }
+            .to_string(),
+            "new version in slot b was not ready within 1.5s; stopped it, old version kept serving",
+        ),
+        (
+            Failure::DrainTimeout.to_string(),
+            "old version did not exit after its drain timeout",
+        ),
+        (
+            Refusal::InProgress {
+                id: 3,
+                to: "b".into(),
+                phase: Phase::Starting,
+            }
+            .to_string(),
+            "swap #3 to slot b is already in progress (starting the new version); one swap at a time",
+        ),
+        (
+            Refusal::NotIdle {
+                slot: "a".into(),
+                pid: 7,
+                active: false,
+            }
+            .to_string(),
+            "slot \"a\" is not idle: it runs pid 7 (stopping)",
+        ),
+        (
+            Refusal::SeveralIdle(vec!["b".into(), "c".into()]).to_string(),
+            "several idle slots [\"b\", \"c\"]: name one with --to",
+        ),
+        (
+            Refusal::NoLauncher("z".into()).to_string(),
+            "no launcher is connected for slot \"z\"",
+        ),
+    ];
+    for (got, want) in cases {
+        assert_eq!(got, want);
+    }
 }
