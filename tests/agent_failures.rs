@@ -10,14 +10,6 @@ use common::*;
 use nix::sys::signal::Signal;
 use zdr::agent::status::Status;
 
-fn app_pid(st: &Status, slot: &str) -> Option<u32> {
-    st.slots
-        .iter()
-        .find(|s| s.slot == slot)
-        .and_then(|s| s.app.as_ref())
-        .map(|a| a.pid)
-}
-
 fn draining(st: &Status, slot: &str) -> bool {
     st.slots
         .iter()

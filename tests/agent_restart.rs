@@ -20,32 +20,14 @@ const RECOVER: &str = "30";
 /// What "at once" may take on a loaded 2-core machine (start, bind, first status).
 const AT_ONCE: Duration = Duration::from_secs(6);
 
-fn app_pid(st: &Status, slot: &str) -> Option<u32> {
-    st.slots
-        .iter()
-        .find(|s| s.slot == slot)
-        .and_then(|s| s.app.as_ref())
-        .map(|a| a.pid)
-}
-
 fn pid_alive(pid: u32) -> bool {
     nix::sys::signal::kill(nix::unistd::Pid::from_raw(pid as i32), None).is_ok()
 }
 
 /// A pod serving v1 from slot a, with a long recovery window.
 async fn serving_pod() -> (zdr::agent::pod::LocalPod, u32) {
-    let mut p = pod(&["--recover-timeout-seconds", RECOVER]).await;
-    let v1 = p.demo_app("v1", &[]);
-    p.launch("a", "v1", &[], &v1).unwrap();
-    let st = p
-        .wait_for(Duration::from_secs(15), |s| {
-            s.active_slot.as_deref() == Some("a")
-                && s.slots
-                    .iter()
-                    .any(|x| x.app.as_ref().is_some_and(|a| a.ready))
-        })
-        .await
-        .expect("slot a active");
+    let p = pod_a(&["--recover-timeout-seconds", RECOVER]).await;
+    let st = p.status().await.expect("status");
     let pid = app_pid(&st, "a").expect("app pid");
     assert!(
         p.dir.join(STATE_FILE).is_file(),

@@ -28,6 +28,23 @@ pub struct Fixture {
     pub enabled: &'static [&'static str],
 }
 
+/// A fixture, in the order of its fields.
+fn f(
+    name: &'static str,
+    obj: Value,
+    health: &'static str,
+    reason: Option<&'static str>,
+    enabled: &'static [&'static str],
+) -> Fixture {
+    Fixture {
+        name,
+        obj,
+        health,
+        reason,
+        enabled,
+    }
+}
+
 pub fn t(s: i64) -> Timestamp {
     Timestamp::from_second(1_780_000_000 + s).unwrap()
 }
@@ -213,13 +230,6 @@ fn rolling_fixtures() -> Vec<Fixture> {
     stale.observed_generation = Some(1);
     let mut unknown = served(&plain, &[], Some(healthy.clone()));
     unknown["status"]["phase"] = json!("Sideways");
-    let f = |name, obj, health, reason, enabled| Fixture {
-        name,
-        obj,
-        health,
-        reason,
-        enabled,
-    };
     vec![
         f(
             "created, not yet observed",
@@ -345,13 +355,6 @@ fn canary_fixtures() -> Vec<Fixture> {
     let why = zdr::validate::validate(&invalid).unwrap_err();
     let invalid_status =
         zdr::controller::status::invalid(&at(0), why.reason, &why.message, Some(2), t(10));
-    let f = |name, obj, health, reason, enabled| Fixture {
-        name,
-        obj,
-        health,
-        reason,
-        enabled,
-    };
     vec![
         f(
             "canary at its first step",

@@ -10,6 +10,7 @@ use std::time::Duration;
 use tokio::io::{AsyncReadExt, AsyncWriteExt};
 use zdr::agent::loadgen::{Load, LoadConfig, LoadReport, Outcome};
 use zdr::agent::pod::{LocalPod, PodOptions};
+use zdr::agent::status::Status;
 
 /// The agent binary built by cargo for these tests.
 pub fn agent() -> &'static Path {
@@ -38,8 +39,8 @@ pub async fn pod(extra: &[&str]) -> LocalPod {
     LocalPod::start(o).await.expect("start sidecar")
 }
 
-/// A pod with demo app v1 active in slot a and v2 standing by in slot b.
-pub async fn pod_ab(extra: &[&str], b_args: &[&str]) -> LocalPod {
+/// A pod with demo app v1 launched in slot a, active and ready.
+pub async fn pod_a(extra: &[&str]) -> LocalPod {
     let mut p = pod(extra).await;
     let v1 = p.demo_app("v1", &[]);
     p.launch("a", "v1", &[], &v1).unwrap();
@@ -51,6 +52,21 @@ pub async fn pod_ab(extra: &[&str], b_args: &[&str]) -> LocalPod {
     })
     .await
     .expect("slot a active");
+    p
+}
+
+/// The pid of the app running in `slot`, if any.
+pub fn app_pid(st: &Status, slot: &str) -> Option<u32> {
+    st.slots
+        .iter()
+        .find(|s| s.slot == slot)
+        .and_then(|s| s.app.as_ref())
+        .map(|a| a.pid)
+}
+
+/// A pod with demo app v1 active in slot a and v2 standing by in slot b.
+pub async fn pod_ab(extra: &[&str], b_args: &[&str]) -> LocalPod {
+    let mut p = pod_a(extra).await;
     let v2 = p.demo_app("v2", b_args);
     p.launch("b", "v2", &[], &v2).unwrap();
     p.wait_for(Duration::from_secs(15), |s| s.slots.len() == 2)
