@@ -1,11 +1,9 @@
-//! The sidecar's brain: the registry of slots (launchers) and the swap state machine, run as
-//! one task that owns all state and reacts to events from connections, `ctl` and timers.
-//!
-//! A swap: Start the target slot on the shared sockets -> wait for its readiness (deadline
-//! `ready_timeout`) -> only then Drain the old slot -> done when the old app exited. A target
-//! that exits or misses the deadline is stopped and the swap fails; the old slot is untouched.
+//! The sidecar's swap driver: one task that owns the sockets, the launchers' connections and
+//! the pending `ctl swap` answers, feeds what happens to the sans-IO [`machine::Core`] (with
+//! the time) and performs the commands it returns: messages to launchers, socket adoption and
+//! binding, the state file, answers, metrics, and the status document.
 
-use std::collections::{BTreeMap, HashMap};
+use std::collections::{HashMap, VecDeque};
 use std::os::fd::OwnedFd;
 use std::path::PathBuf;
 use std::sync::Arc;
@@ -14,11 +12,12 @@ use std::time::{Duration, Instant, SystemTime, UNIX_EPOCH};
 use tokio::sync::{mpsc, oneshot};
 use tokio::time::sleep_until;
 
+pub mod machine;
 mod recovery;
 mod report;
-mod request;
 
-pub use recovery::Persisted;
+pub use machine::Persisted;
+use machine::{AppInfo, Command, Core, Now};
 
 use super::sockets::{Held, ListenSpec};
 use super::status::{Metrics, SharedStatus};
@@ -35,7 +34,7 @@ pub struct Outgoing {
     pub close: bool,
 }
 
-/// Input of the machine.
+/// Input of the driver.
 pub enum Event {
     /// A launcher said hello on connection `conn`.
     Hello {
@@ -94,53 +93,16 @@ pub struct MachineConfig {
     pub state_path: PathBuf,
 }
 
-struct App {
-    pid: u32,
-    ready: bool,
-    draining: bool,
-    started_unix_ms: u64,
-}
-
-struct Slot {
-    conn: u64,
-    pid: u32,
-    version: String,
-    tx: mpsc::UnboundedSender<Outgoing>,
-    app: Option<App>,
-    last_active: Option<Instant>,
-    starts: u64,
-}
-
-enum Phase {
-    Starting,
-    Draining { since: Instant },
-}
-
-struct Swap {
-    record: SwapRecord,
-    started: Instant,
-    deadline: Instant,
-    phase: Phase,
-    waiters: Vec<oneshot::Sender<Result<SwapRecord, String>>>,
-}
-
-/// The machine. Create with [`Machine::new`], drive with [`Machine::run`].
+/// The driver. Create with [`Machine::new`], run with [`Machine::run`].
 pub struct Machine {
+    core: Core,
     cfg: MachineConfig,
     sockets: Option<Arc<Vec<Held>>>,
     adopting: Vec<Held>,
-    recovering_until: Option<Instant>,
-    expected_slots: Vec<String>,
-    deferred: Vec<u64>,
-    slots: BTreeMap<String, Slot>,
-    conns: HashMap<u64, String>,
-    active: Option<String>,
-    swap: Option<Swap>,
-    next_swap_id: u64,
-    last_swap: Option<SwapRecord>,
-    succeeded: u64,
-    failed: u64,
-    ensure_at: Option<Instant>,
+    links: HashMap<u64, mpsc::UnboundedSender<Outgoing>>,
+    handed_back: HashMap<u64, Vec<(String, OwnedFd)>>,
+    waiters: HashMap<u64, oneshot::Sender<Result<SwapRecord, String>>>,
+    next_request: u64,
     metrics: Metrics,
     status: SharedStatus,
     http_addr: Option<String>,
@@ -154,15 +116,15 @@ pub enum MachineError {
     Bind(String, std::io::Error),
 }
 
-fn unix_ms() -> u64 {
-    SystemTime::now()
+fn now() -> Now {
+    let unix_ms = SystemTime::now()
         .duration_since(UNIX_EPOCH)
         .map(|d| d.as_millis() as u64)
-        .unwrap_or(0)
-}
-
-fn ms(d: Duration) -> u64 {
-    d.as_millis() as u64
+        .unwrap_or(0);
+    Now {
+        at: Instant::now(),
+        unix_ms,
+    }
 }
 
 impl Machine {
@@ -176,30 +138,32 @@ impl Machine {
         status: SharedStatus,
         http_addr: Option<String>,
     ) -> Self {
-        let recovering_until = sockets
-            .is_none()
-            .then(|| Instant::now() + cfg.recover_timeout);
+        let core_cfg = machine::Config {
+            sockets: cfg.specs.iter().map(|s| s.name.clone()).collect(),
+            drain_signal: cfg.drain_signal,
+            drain_timeout: cfg.drain_timeout,
+            ready_timeout: cfg.ready_timeout,
+            recover_timeout: cfg.recover_timeout,
+        };
+        let (core, first) = Core::new(core_cfg, sockets.is_none(), expected_slots, now());
         let m = Machine {
+            core,
             cfg,
             sockets: sockets.map(Arc::new),
             adopting: Vec::new(),
-            recovering_until,
-            expected_slots,
-            deferred: Vec::new(),
-            slots: BTreeMap::new(),
-            conns: HashMap::new(),
-            active: None,
-            swap: None,
-            next_swap_id: 1,
-            last_swap: None,
-            succeeded: 0,
-            failed: 0,
-            ensure_at: None,
+            links: HashMap::new(),
+            handed_back: HashMap::new(),
+            waiters: HashMap::new(),
+            next_request: 1,
             metrics,
             status,
             http_addr,
         };
-        m.save_state();
+        for c in first {
+            if let Command::Persist(p) = c {
+                m.save_state(&p);
+            }
+        }
         m
     }
 
@@ -208,36 +172,26 @@ impl Machine {
         let mut watchdog = tokio::time::interval(Duration::from_millis(250));
         loop {
             self.publish();
-            let deadline = self.next_deadline();
+            let deadline = self.core.next_deadline();
             tokio::select! {
                 ev = rx.recv() => match ev {
                     None => return Ok(()),
-                    Some(ev) => self.handle(ev),
+                    Some(ev) => self.on_event(ev)?,
                 },
                 _ = sleep_until(deadline.unwrap_or_else(|| Instant::now() + Duration::from_secs(3600)).into()) => {
-                    self.on_timer()?;
+                    self.feed(machine::Event::Tick)?;
                 }
-                _ = watchdog.tick() => self.check_listeners(),
-            }
-            if self.recovery_complete() {
-                self.finish_recovery()?;
+                _ = watchdog.tick() => {
+                    if self.check_listeners() {
+                        self.feed(machine::Event::ListenersReplaced)?;
+                    }
+                }
             }
         }
     }
 
-    fn next_deadline(&self) -> Option<Instant> {
-        [
-            self.swap.as_ref().map(|s| s.deadline),
-            self.recovering_until,
-            self.ensure_at,
-        ]
-        .into_iter()
-        .flatten()
-        .min()
-    }
-
-    fn handle(&mut self, ev: Event) {
-        match ev {
+    fn on_event(&mut self, ev: Event) -> Result<(), MachineError> {
+        let ev = match ev {
             Event::Hello {
                 conn,
                 slot,
@@ -246,237 +200,122 @@ impl Machine {
                 app,
                 held,
                 tx,
-            } => self.on_hello(conn, slot, pid, version, app, held, tx),
-            Event::Launcher { conn, msg } => self.on_report(conn, msg),
-            Event::Gone { conn } => self.on_gone(conn),
-            Event::Swap { to, reply } => self.on_swap(to, reply),
-        }
-    }
-
-    fn send(&self, slot: &str, msg: FromSidecar, fds: bool) {
-        if let Some(s) = self.slots.get(slot) {
-            let fds = if fds { self.sockets.clone() } else { None };
-            let _ = s.tx.send(Outgoing {
-                msg,
-                fds,
-                close: false,
-            });
-        }
-    }
-
-    fn drain(&mut self, slot: &str) {
-        let msg = FromSidecar::Drain {
-            signal: self.cfg.drain_signal,
-            timeout_ms: ms(self.cfg.drain_timeout),
-        };
-        self.send(slot, msg, false);
-        if let Some(app) = self.slots.get_mut(slot).and_then(|s| s.app.as_mut()) {
-            app.draining = true;
-        }
-    }
-
-    fn start(&mut self, slot: &str) {
-        self.send(
-            slot,
-            FromSidecar::Start {
-                names: self.socket_names(),
+            } => {
+                self.links.insert(conn, tx);
+                let hands_back = !held.is_empty();
+                if hands_back {
+                    self.handed_back.insert(conn, held);
+                }
+                let app = app.map(|a| AppInfo {
+                    pid: a.pid,
+                    ready: a.ready,
+                    draining: a.draining,
+                    started_unix_ms: a.started_unix_ms,
+                });
+                let r = self.feed(machine::Event::Hello {
+                    conn,
+                    slot,
+                    pid,
+                    version,
+                    app,
+                    hands_back,
+                });
+                // Sockets not adopted (a rejected launcher, or already holding) are closed.
+                self.handed_back.remove(&conn);
+                return r;
+            }
+            Event::Launcher { conn, msg } => match msg {
+                ToSidecar::Started { pid } => machine::Event::Started { conn, pid },
+                ToSidecar::Ready { pid } => machine::Event::Ready { conn, pid },
+                ToSidecar::Exited { pid, code, signal } => machine::Event::Exited {
+                    conn,
+                    pid,
+                    code,
+                    signal,
+                },
+                _ => return Ok(()),
             },
-            true,
-        );
-        if let Some(s) = self.slots.get_mut(slot) {
-            s.starts += 1;
-            s.app = Some(App {
-                pid: 0,
-                ready: false,
-                draining: false,
-                started_unix_ms: unix_ms(),
-            });
-        }
-    }
-
-    fn socket_names(&self) -> Vec<String> {
-        self.sockets
-            .as_ref()
-            .map(|v| v.iter().map(|h| h.name.clone()).collect())
-            .unwrap_or_default()
-    }
-
-    /// When nothing runs (first start, or the serving app died), start an idle slot: the one
-    /// active most recently, else the first by name.
-    fn ensure_serving(&mut self) {
-        self.ensure_at = None;
-        if self.sockets.is_none() || self.swap.is_some() {
-            return;
-        }
-        if self.slots.values().any(|s| s.app.is_some()) {
-            return;
-        }
-        let pick = self
-            .slots
-            .iter()
-            .max_by(|a, b| a.1.last_active.cmp(&b.1.last_active).then(b.0.cmp(a.0)))
-            .map(|(n, _)| n.clone());
-        if let Some(slot) = pick {
-            tracing::info!(%slot, "nothing serving: starting slot");
-            self.start(&slot);
-        }
-    }
-
-    fn on_report(&mut self, conn: u64, msg: ToSidecar) {
-        let Some(slot) = self.conns.get(&conn).cloned() else {
-            return;
+            Event::Gone { conn } => {
+                self.links.remove(&conn);
+                machine::Event::Gone { conn }
+            }
+            Event::Swap { to, reply } => {
+                let request = self.next_request;
+                self.next_request += 1;
+                self.waiters.insert(request, reply);
+                machine::Event::SwapRequested { request, to }
+            }
         };
-        match msg {
-            ToSidecar::Started { pid } => {
-                if let Some(app) = self.slots.get_mut(&slot).and_then(|s| s.app.as_mut()) {
-                    app.pid = pid;
+        self.feed(ev)
+    }
+
+    /// Feeds an event to the core and performs its commands, and those of the events the
+    /// commands produce.
+    fn feed(&mut self, ev: machine::Event) -> Result<(), MachineError> {
+        let mut queue = VecDeque::from([ev]);
+        while let Some(ev) = queue.pop_front() {
+            for cmd in self.core.handle(now(), ev) {
+                if let Some(next) = self.perform(cmd)? {
+                    queue.push_back(next);
                 }
-            }
-            ToSidecar::Ready { pid } => self.on_ready(&slot, pid),
-            ToSidecar::Exited { pid, code, signal } => self.on_exited(&slot, pid, code, signal),
-            _ => {}
-        }
-    }
-
-    fn on_ready(&mut self, slot: &str, pid: u32) {
-        let Some(s) = self.slots.get_mut(slot) else {
-            return;
-        };
-        let Some(app) = s.app.as_mut() else { return };
-        if app.draining {
-            return; // A stopped version does not get traffic back by becoming ready late.
-        }
-        app.ready = true;
-        if app.pid == 0 {
-            app.pid = pid;
-        }
-        s.last_active = Some(Instant::now());
-        tracing::info!(%slot, pid, "app ready");
-        let swap_target = self
-            .swap
-            .as_ref()
-            .is_some_and(|sw| sw.record.to == slot && matches!(sw.phase, Phase::Starting));
-        if !swap_target {
-            if self
-                .active
-                .as_ref()
-                .is_none_or(|a| self.slots.get(a).is_none_or(|s| s.app.is_none()))
-            {
-                self.active = Some(slot.to_owned());
-            }
-            return;
-        }
-        self.active = Some(slot.to_owned());
-        let Some(sw) = self.swap.as_mut() else { return };
-        sw.record.ready_ms = Some(ms(sw.started.elapsed()));
-        let from = sw.record.from.clone();
-        let old_running = from
-            .as_ref()
-            .and_then(|f| self.slots.get(f))
-            .is_some_and(|s| s.app.is_some());
-        if let (Some(from), true) = (from, old_running) {
-            let now = Instant::now();
-            if let Some(sw) = self.swap.as_mut() {
-                sw.phase = Phase::Draining { since: now };
-                // The launcher SIGKILLs at drain_timeout; this is only a backstop.
-                sw.deadline = now + self.cfg.drain_timeout + Duration::from_secs(5);
-            }
-            self.drain(&from);
-        } else {
-            self.finish(None);
-        }
-    }
-
-    fn on_exited(&mut self, slot: &str, pid: u32, code: Option<i32>, signal: Option<i32>) {
-        let Some(s) = self.slots.get_mut(slot) else {
-            return;
-        };
-        let was = s.app.take();
-        tracing::info!(%slot, pid, ?code, ?signal, "app exited");
-        let how = match (code, signal) {
-            (Some(c), _) => format!("exit code {c}"),
-            (_, Some(sig)) => format!("signal {sig}"),
-            _ => "unknown status".into(),
-        };
-        self.after_exit(slot, was.is_some_and(|a| a.draining), &how);
-    }
-
-    fn after_exit(&mut self, slot: &str, drained: bool, how: &str) {
-        if let Some(sw) = &self.swap {
-            match sw.phase {
-                Phase::Starting if sw.record.to == slot => {
-                    let err = format!(
-                        "new version in slot {slot} exited before it was ready ({how}); old version kept serving"
-                    );
-                    if self.active.as_deref() == Some(slot) {
-                        self.active = sw.record.from.clone();
-                    }
-                    self.finish(Some(err));
-                    return;
-                }
-                Phase::Draining { since } if sw.record.from.as_deref() == Some(slot) => {
-                    let d = since.elapsed();
-                    self.metrics.drain_seconds.observe(d.as_secs_f64());
-                    if let Some(sw) = self.swap.as_mut() {
-                        sw.record.drain_ms = Some(ms(d));
-                    }
-                    self.finish(None);
-                    return;
-                }
-                _ => {}
-            }
-        }
-        if self.active.as_deref() == Some(slot) && !drained {
-            tracing::warn!(%slot, how, "serving app exited unexpectedly");
-            self.active = None;
-            self.ensure_at = Some(Instant::now() + Duration::from_millis(500));
-        }
-    }
-
-    fn on_gone(&mut self, conn: u64) {
-        let Some(slot) = self.conns.remove(&conn) else {
-            return;
-        };
-        self.deferred.retain(|c| *c != conn);
-        if self.slots.get(&slot).is_some_and(|s| s.conn == conn) {
-            let s = self.slots.remove(&slot);
-            tracing::warn!(%slot, "launcher disconnected");
-            let drained = s.and_then(|s| s.app).is_some_and(|a| a.draining);
-            self.after_exit(&slot, drained, "launcher disconnected");
-        }
-    }
-
-    fn on_timer(&mut self) -> Result<(), MachineError> {
-        let now = Instant::now();
-        if self.recovering_until.is_some_and(|t| t <= now) {
-            tracing::warn!("recovery timeout: not every launcher came back");
-            self.finish_recovery()?;
-        }
-        if self.ensure_at.is_some_and(|t| t <= now) {
-            self.ensure_serving();
-        }
-        let Some(sw) = &self.swap else { return Ok(()) };
-        if sw.deadline > now {
-            return Ok(());
-        }
-        match sw.phase {
-            Phase::Starting => {
-                let to = sw.record.to.clone();
-                let err = format!(
-                    "new version in slot {to} was not ready within {}s; stopped it, old version kept serving",
-                    self.cfg.ready_timeout.as_secs_f64()
-                );
-                if self.slots.get(&to).is_some_and(|s| s.app.is_some()) {
-                    self.drain(&to);
-                }
-                self.finish(Some(err));
-            }
-            Phase::Draining { .. } => {
-                self.finish(Some(
-                    "old version did not exit after its drain timeout".into(),
-                ));
             }
         }
         Ok(())
+    }
+
+    fn send(&mut self, conn: u64, msg: FromSidecar, fds: bool, close: bool) {
+        let fds = if fds { self.sockets.clone() } else { None };
+        if let Some(tx) = self.links.get(&conn) {
+            let _ = tx.send(Outgoing { msg, fds, close });
+        }
+    }
+
+    fn perform(&mut self, cmd: Command) -> Result<Option<machine::Event>, MachineError> {
+        match cmd {
+            Command::Start { conn, sockets, .. } => {
+                self.send(conn, FromSidecar::Start { names: sockets }, true, false)
+            }
+            Command::Drain {
+                conn,
+                signal,
+                timeout,
+                ..
+            } => {
+                let timeout_ms = timeout.as_millis() as u64;
+                self.send(
+                    conn,
+                    FromSidecar::Drain { signal, timeout_ms },
+                    false,
+                    false,
+                );
+            }
+            Command::Standby { conn } => self.send(conn, FromSidecar::Standby, false, false),
+            Command::Keep { conn } => self.send(conn, FromSidecar::Keep, false, false),
+            Command::Reject { conn, message } => {
+                self.send(conn, FromSidecar::Error { message }, false, true);
+                self.links.remove(&conn);
+            }
+            Command::Adopt { conn } => {
+                let held = self.handed_back.remove(&conn).unwrap_or_default();
+                let names = self.adopt(held);
+                return Ok(Some(machine::Event::Adopted { names }));
+            }
+            Command::BindMissing => {
+                self.bind_missing()?;
+                return Ok(Some(machine::Event::SocketsReady));
+            }
+            Command::Persist(p) => self.save_state(&p),
+            Command::Reply { request, outcome } => {
+                if let Some(w) = self.waiters.remove(&request) {
+                    let _ = w.send(
+                        outcome
+                            .map(|r| report::record(&r))
+                            .map_err(|e| e.to_string()),
+                    );
+                }
+            }
+            Command::Finished(r) => self.observe(&r),
+        }
+        Ok(None)
     }
 }

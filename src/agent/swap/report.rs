@@ -1,27 +1,85 @@
-//! What the machine shows and guards: the status document it publishes after every event, and
-//! the watchdog that replaces a shared listener an app shut down.
+//! What the driver shows and guards: the status document it publishes after every event, the
+//! swap record and metrics made from the core's reports, and the watchdog that replaces a
+//! shared listener an app shut down.
 
 use std::os::fd::AsFd;
 use std::sync::Arc;
 
 use super::Machine;
+use super::machine::{Outcome, SwapReport};
 use crate::agent::sockets::{Held, ListenSpec, is_listening};
-use crate::contract::status::{AppStatus, SlotStatus, SocketStatus, Status};
+use crate::agent::status::ResultLabel;
+use crate::contract::status::{
+    AppStatus, SlotStatus, SocketStatus, Status, SwapRecord, SwapResult,
+};
+
+fn ms(d: std::time::Duration) -> u64 {
+    d.as_millis() as u64
+}
+
+/// The contract's result of a swap the core reports.
+fn result(o: &Outcome) -> SwapResult {
+    match o {
+        Outcome::Running => SwapResult::Running,
+        Outcome::Succeeded => SwapResult::Succeeded,
+        Outcome::Failed(_) => SwapResult::Failed,
+    }
+}
+
+/// The wire record of a swap (the one place the core's report becomes [`SwapRecord`]).
+pub(super) fn record(r: &SwapReport) -> SwapRecord {
+    let error = match &r.outcome {
+        Outcome::Failed(e) => Some(e.to_string()),
+        Outcome::Running | Outcome::Succeeded => None,
+    };
+    SwapRecord {
+        id: r.id,
+        from: r.from.clone(),
+        to: r.to.clone(),
+        to_version: r.to_version.clone(),
+        result: result(&r.outcome),
+        error,
+        ready_ms: r.ready.map(ms),
+        drain_ms: r.drain.map(ms),
+        total_ms: r.total.map(ms),
+    }
+}
 
 impl Machine {
-    /// An app calling shutdown(2) on the shared listener stops it for every holder; put it
-    /// back with listen(2) on the same socket (queued connections at that moment are lost).
+    /// Metrics of a finished swap.
+    pub(super) fn observe(&self, r: &SwapReport) {
+        if let Some(d) = r.drain {
+            self.metrics.drain_seconds.observe(d.as_secs_f64());
+        }
+        match r.outcome {
+            Outcome::Running => return,
+            Outcome::Succeeded => {
+                if let Some(t) = r.total {
+                    self.metrics.swap_seconds.observe(t.as_secs_f64());
+                }
+            }
+            Outcome::Failed(_) => {}
+        }
+        self.metrics
+            .swaps
+            .get_or_create(&ResultLabel {
+                result: result(&r.outcome),
+            })
+            .inc();
+    }
+
     /// The watchdog. An app calling shutdown(2) on the shared listener stops it for every
     /// holder, and listen(2) on it again does not bring it back. So: bind a fresh socket on the
     /// same address (possible now that nothing listens there), hold it instead, and swap to
     /// the idle slot so that the new socket gets into service. Connections queued on the dead
     /// socket at that moment are lost: that damage is the app's, it can only be contained.
-    pub(super) fn check_listeners(&mut self) {
+    /// Returns whether it replaced a listener (the core then swaps).
+    pub(super) fn check_listeners(&mut self) -> bool {
         let Some(socks) = self.sockets.clone() else {
-            return;
+            return false;
         };
         if socks.iter().all(|h| is_listening(h.fd.as_fd())) {
-            return;
+            return false;
         }
         let mut fresh = Vec::with_capacity(socks.len());
         for h in socks.iter() {
@@ -36,7 +94,7 @@ impl Machine {
                     }),
                     Err(e) => {
                         tracing::error!(error = %e, "dup of a held socket failed");
-                        return;
+                        return false;
                     }
                 }
                 continue;
@@ -53,20 +111,13 @@ impl Machine {
                 }),
                 Err(e) => {
                     tracing::error!(name = %h.name, error = %e, "cannot bind a replacement yet; retrying");
-                    return;
+                    return false;
                 }
             }
         }
         self.sockets = Some(Arc::new(fresh));
         self.metrics.listener_repairs.inc();
-        if self.swap.is_none() {
-            match self.begin_swap(None) {
-                Ok(()) => tracing::info!("swapping to the idle slot to serve the new socket"),
-                Err(e) => {
-                    tracing::error!(error = %e, "the new socket serves nobody until the next swap")
-                }
-            }
-        }
+        true
     }
 
     pub(super) fn publish(&self) {
@@ -85,9 +136,10 @@ impl Machine {
                     adopted: h.adopted,
                 })
                 .collect(),
-            active_slot: self.active.clone(),
+            active_slot: self.core.active().map(str::to_owned),
             slots: self
-                .slots
+                .core
+                .slots()
                 .iter()
                 .map(|(n, s)| SlotStatus {
                     slot: n.clone(),
@@ -101,11 +153,11 @@ impl Machine {
                     starts: s.starts,
                 })
                 .collect(),
-            swap_in_progress: self.swap.as_ref().map(|s| s.record.clone()),
-            last_swap: self.last_swap.clone(),
-            swaps_succeeded: self.succeeded,
-            swaps_failed: self.failed,
-            recovering: self.recovering_until.is_some(),
+            swap_in_progress: self.core.swap_in_progress().map(|(r, _)| record(r)),
+            last_swap: self.core.last_swap().map(record),
+            swaps_succeeded: self.core.counts().0,
+            swaps_failed: self.core.counts().1,
+            recovering: self.core.recovering(),
             http_addr: self.http_addr.clone(),
             pid: std::process::id(),
         };
