@@ -8,6 +8,7 @@
 //!   per strategy.
 //! - [`validate`]: what the controller and `kubectl zdr validate` check beyond the CRD's rules.
 //! - [`schema`]: offline checks of a manifest against the CRD's schema and rules, then [`validate`].
+//! - [`hotswap`]: hot-swap eligibility: which template changes an in-place swap could carry.
 //! - [`revision`]: template hashes and ControllerRevisions.
 //! - [`traffic`]: traffic routers (Gateway API, Istio) and the canary's Services.
 //! - [`controller`]: the reconcile pipeline around it, and everything that talks to the API server.
@@ -26,6 +27,7 @@ pub mod contract;
 pub mod controller;
 pub mod crd;
 pub mod demo;
+pub mod hotswap;
 pub mod observe;
 pub mod planner;
 pub mod plugin;
