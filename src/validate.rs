@@ -5,6 +5,7 @@
 
 use kube::core::{Selector, SelectorExt};
 
+use crate::crd::hot_swap;
 use crate::crd::{CanaryStep, CanaryStrategy, ZeroDowntimeRolloutSpec};
 use crate::planner::canary::{CanaryScale, Step};
 use crate::planner::resolve_surge_unavailable;
@@ -24,6 +25,28 @@ pub struct Valid {
     pub canary: Option<Canary>,
     /// Parts of the spec that are accepted but only partly honoured, for a visible condition.
     pub notices: Vec<Notice>,
+}
+
+impl Valid {
+    /// Says in the `HotSwap` notice which path the update in progress takes (from `old`, the
+    /// stable revision's template, to `new`) and why. No-op without `hotSwap`.
+    pub fn describe_hot_swap(
+        &mut self,
+        spec: &ZeroDowntimeRolloutSpec,
+        old: &k8s_openapi::api::core::v1::PodTemplateSpec,
+    ) {
+        let Some(hs) = &spec.strategy.hot_swap else {
+            return;
+        };
+        let path = crate::hotswap::classify(old, &spec.template, &hs.container);
+        for n in self
+            .notices
+            .iter_mut()
+            .filter(|n| n.type_ == hot_swap::TYPE)
+        {
+            n.message = hot_swap::message(&hs.container, Some(&path));
+        }
+    }
 }
 
 /// A canary the controller can act on.
@@ -120,12 +143,9 @@ pub fn validate(spec: &ZeroDowntimeRolloutSpec) -> Result<Valid, Invalid> {
     let mut notices = Vec::new();
     if let Some(hs) = &spec.strategy.hot_swap {
         notices.push(Notice {
-            type_: "HotSwap",
-            reason: "NotDrivenByController",
-            message: format!(
-                "in-pod hot swap of container {:?} is not driven by this controller version: template changes replace pods (drained before deletion)",
-                hs.container
-            ),
+            type_: hot_swap::TYPE,
+            reason: hot_swap::NOT_DRIVEN_REASON,
+            message: hot_swap::message(&hs.container, None),
         });
     }
     Ok(Valid {

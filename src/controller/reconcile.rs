@@ -129,7 +129,7 @@ async fn reconcile_one(zdr: &ZeroDowntimeRollout, ctx: &Context) -> Result<Actio
     let writer = Writer::new(ctx, zdr, &ns);
 
     // Validate (pure).
-    let valid = match validate::validate(&zdr.spec) {
+    let mut valid = match validate::validate(&zdr.spec) {
         Ok(v) => v,
         Err(invalid) => return report_invalid(&writer, zdr, &prev, &invalid, now).await,
     };
@@ -149,6 +149,9 @@ async fn reconcile_one(zdr: &ZeroDowntimeRollout, ctx: &Context) -> Result<Actio
     writer
         .ensure_revision(&revs, &update_hash, &zdr.spec.template)
         .await?;
+    if let Some(stable) = stable_template(&revs, prev.stable_revision.as_deref(), &update_hash) {
+        valid.describe_hot_swap(&zdr.spec, &stable);
+    }
     for orphan in &obs.orphans {
         writer.adopt(orphan).await?;
     }
@@ -350,6 +353,19 @@ async fn measure(
     Measurements {
         analysis: Some(step),
     }
+}
+
+/// The stable revision's template while an update replaces it (from the ControllerRevisions'
+/// cache); None when no update is in progress or the revision is gone.
+fn stable_template(
+    revs: &[&ControllerRevision],
+    stable: Option<&str>,
+    update: &str,
+) -> Option<PodTemplateSpec> {
+    let stable = stable.filter(|s| *s != update)?;
+    revs.iter()
+        .find(|r| r.labels().get(REVISION_LABEL).map(String::as_str) == Some(stable))
+        .and_then(|r| revisions::template_of(r))
 }
 
 /// The template of every known revision, the update's included.

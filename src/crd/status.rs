@@ -319,3 +319,61 @@ impl BlockReason {
         Self::ALL.into_iter().find(|r| r.as_str() == s)
     }
 }
+
+/// The `HotSwap` condition: which path a template change takes when `spec.strategy.hotSwap` is
+/// set, and why. The controller does not drive in-place swaps yet (issue 9): pods are replaced.
+pub mod hot_swap {
+    use crate::hotswap::{NotEligible, Side, SwapPath};
+
+    /// The condition type.
+    pub const TYPE: &str = "HotSwap";
+    /// Its reason while the controller replaces pods whatever the change.
+    pub const NOT_DRIVEN_REASON: &str = "NotDrivenByController";
+
+    /// The condition's message; `change` is the path of the update in progress, if one is and
+    /// the running template is known.
+    pub fn message(container: &str, change: Option<&SwapPath>) -> String {
+        match change {
+            None => format!(
+                "in-pod hot swap of container {container:?} is not driven by this controller version: template changes replace pods (drained before deletion)"
+            ),
+            Some(SwapPath::InPlace {
+                container,
+                from_image,
+                to_image,
+            }) => format!(
+                "this update changes only the image of container {container} ({from_image} -> {to_image}): eligible for an in-place swap, which this controller version does not drive yet (issue 9): pods are replaced, drained first"
+            ),
+            Some(SwapPath::Replace(why)) => format!(
+                "this update is not eligible for an in-place swap of container {container}: {}: pods are replaced, drained first",
+                not_eligible(why)
+            ),
+        }
+    }
+
+    /// Why a change cannot be swapped in place, for people.
+    pub fn not_eligible(why: &NotEligible) -> String {
+        match why {
+            NotEligible::ContainerMissing { container, side } => {
+                let which = match side {
+                    Side::Old => "running",
+                    Side::New => "new",
+                };
+                format!("the {which} template has no container {container}")
+            }
+            NotEligible::ImageUnchanged { container } => {
+                format!("the image of container {container} does not change")
+            }
+            NotEligible::OtherContainerChanged { container } => {
+                format!("container {container} changed too")
+            }
+            NotEligible::ContainerFieldChanged { container, field } => {
+                format!("container {container}'s {field} changed")
+            }
+            NotEligible::PodFieldChanged { field } => format!("the pod's {field} changed"),
+            NotEligible::NoCommand { container } => format!(
+                "container {container} has no explicit command, so zdr-agent exec cannot wrap it (the controller cannot read image entrypoints)"
+            ),
+        }
+    }
+}

@@ -327,6 +327,7 @@ fn mid_rollout(h: &mut Harness) -> (ZeroDowntimeRollout, String, String) {
 
 mod analysis;
 mod canary;
+mod hotswap;
 mod restart;
 mod rolling;
 mod stuck;

@@ -259,3 +259,66 @@ proptest! {
         prop_assert!(matches!(path, SwapPath::Replace(_)), "{:?} gave {:?}", ch, path);
     }
 }
+
+#[test]
+fn every_reason_reads_as_a_sentence() {
+    use crate::crd::hot_swap::{message, not_eligible};
+    let cases = [
+        (
+            NotEligible::ContainerMissing {
+                container: "app".into(),
+                side: Side::Old,
+            },
+            "the running template has no container app",
+        ),
+        (
+            NotEligible::ContainerMissing {
+                container: "app".into(),
+                side: Side::New,
+            },
+            "the new template has no container app",
+        ),
+        (
+            NotEligible::ImageUnchanged {
+                container: "app".into(),
+            },
+            "the image of container app does not change",
+        ),
+        (
+            NotEligible::OtherContainerChanged {
+                container: "log".into(),
+            },
+            "container log changed too",
+        ),
+        (
+            NotEligible::ContainerFieldChanged {
+                container: "app".into(),
+                field: "env".into(),
+            },
+            "container app's env changed",
+        ),
+        (
+            NotEligible::PodFieldChanged {
+                field: "volumes".into(),
+            },
+            "the pod's volumes changed",
+        ),
+        (
+            NotEligible::NoCommand {
+                container: "app".into(),
+            },
+            "container app has no explicit command, so zdr-agent exec cannot wrap it (the controller cannot read image entrypoints)",
+        ),
+    ];
+    for (why, text) in cases {
+        assert_eq!(not_eligible(&why), text);
+    }
+    let why = NotEligible::PodFieldChanged {
+        field: "volumes".into(),
+    };
+    assert_eq!(
+        message("app", Some(&SwapPath::Replace(why))),
+        "this update is not eligible for an in-place swap of container app: the pod's volumes changed: pods are replaced, drained first"
+    );
+    assert!(message("app", None).contains("not driven by this controller version"));
+}
