@@ -17,7 +17,7 @@ mod recovery;
 mod report;
 
 pub use machine::Persisted;
-use machine::{AppInfo, Command, Core, Now};
+use machine::{Command, Core, Now};
 
 use super::sockets::{Held, ListenSpec};
 use super::status::{Metrics, SharedStatus};
@@ -206,12 +206,6 @@ impl Machine {
                 if hands_back {
                     self.handed_back.insert(conn, held);
                 }
-                let app = app.map(|a| AppInfo {
-                    pid: a.pid,
-                    ready: a.ready,
-                    draining: a.draining,
-                    started_unix_ms: a.started_unix_ms,
-                });
                 let r = self.feed(machine::Event::Hello {
                     conn,
                     slot,

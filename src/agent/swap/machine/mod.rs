@@ -11,6 +11,10 @@ use std::time::{Duration, Instant};
 
 use serde::{Deserialize, Serialize};
 
+/// An app running in a slot: what its launcher reports (the contract's type, also the
+/// machine's view of it).
+pub use crate::contract::protocol::AppState;
+
 mod recovery;
 mod swap;
 #[cfg(test)]
@@ -41,19 +45,6 @@ pub struct Now {
     pub unix_ms: u64,
 }
 
-/// An app running in a slot, as the machine knows it.
-#[derive(Clone, Debug, PartialEq, Eq)]
-pub struct AppInfo {
-    /// Its pid (0 until the launcher reported it).
-    pub pid: u32,
-    /// It said READY=1.
-    pub ready: bool,
-    /// It was told to drain.
-    pub draining: bool,
-    /// When it was started (Unix ms).
-    pub started_unix_ms: u64,
-}
-
 /// A slot: one connected launcher, and its app if one runs.
 #[derive(Clone, Debug)]
 pub struct SlotInfo {
@@ -64,7 +55,7 @@ pub struct SlotInfo {
     /// Version label of the launcher's app.
     pub version: String,
     /// The running app.
-    pub app: Option<AppInfo>,
+    pub app: Option<AppState>,
     /// When its app last became ready.
     pub last_active: Option<Instant>,
     /// Apps started in it by this sidecar.
@@ -85,7 +76,7 @@ pub enum Event {
         /// Version label.
         version: String,
         /// Its running app, on reconnect.
-        app: Option<AppInfo>,
+        app: Option<AppState>,
         /// It handed sockets back (after a sidecar restart).
         hands_back: bool,
     },
@@ -489,7 +480,7 @@ impl Core {
         self.recovering_until.is_some()
     }
 
-    fn app_of_conn(&mut self, conn: u64) -> Option<&mut AppInfo> {
+    fn app_of_conn(&mut self, conn: u64) -> Option<&mut AppState> {
         let slot = self.conns.get(&conn)?;
         self.slots.get_mut(slot)?.app.as_mut()
     }
@@ -526,7 +517,7 @@ impl Core {
             sockets: self.cfg.sockets.clone(),
         });
         s.starts += 1;
-        s.app = Some(AppInfo {
+        s.app = Some(AppState {
             pid: 0,
             ready: false,
             draining: false,

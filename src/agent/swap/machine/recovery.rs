@@ -1,7 +1,7 @@
 //! Launchers registering, and the recovery after a sidecar restart: which sockets came back,
 //! when recovery ends, and which of the apps found running is active.
 
-use super::{AppInfo, Command, Core, Now, SlotInfo};
+use super::{AppState, Command, Core, Now, SlotInfo};
 
 impl Core {
     #[allow(clippy::too_many_arguments)]
@@ -12,7 +12,7 @@ impl Core {
         slot: String,
         pid: u32,
         version: String,
-        app: Option<AppInfo>,
+        app: Option<AppState>,
         hands_back: bool,
     ) {
         if let Some(s) = self.slots.get(&slot) {

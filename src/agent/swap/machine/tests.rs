@@ -114,7 +114,7 @@ impl H {
         })
     }
 
-    fn app(&self, slot: &str) -> Option<AppInfo> {
+    fn app(&self, slot: &str) -> Option<AppState> {
         self.core.slots().get(slot).and_then(|s| s.app.clone())
     }
 }

@@ -66,7 +66,7 @@ impl World {
                 self.conns.push(conn);
                 let app = app
                     .filter(|_| h.core.recovering())
-                    .map(|(ready, t)| AppInfo {
+                    .map(|(ready, t)| AppState {
                         pid: 5000 + conn as u32,
                         ready,
                         draining: false,

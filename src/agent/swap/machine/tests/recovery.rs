@@ -12,7 +12,7 @@ fn hello_with_app(h: &mut H, conn: u64, slot: &str, ready: bool, started: u64) -
         slot: slot.into(),
         pid: 100 + conn as u32,
         version: format!("v-{slot}"),
-        app: Some(AppInfo {
+        app: Some(AppState {
             pid: 1000 + conn as u32,
             ready,
             draining: false,
