@@ -6,7 +6,7 @@ use std::hash::{BuildHasher, Hasher};
 use std::time::Duration;
 
 use jiff::Timestamp;
-use k8s_openapi::api::core::v1::{Pod, PodReadinessGate, PodTemplateSpec};
+use k8s_openapi::api::core::v1::{Pod, PodCondition, PodReadinessGate, PodTemplateSpec};
 use k8s_openapi::api::discovery::v1::EndpointSlice;
 use kube::{Resource, ResourceExt};
 
@@ -77,19 +77,23 @@ pub fn has_gate(pod: &Pod) -> bool {
         .is_some_and(|g| g.iter().any(|g| g.condition_type == READINESS_GATE))
 }
 
-fn condition(pod: &Pod, type_: &str) -> Option<(bool, Option<Timestamp>)> {
+/// The pod's condition of this type, if its status has one.
+pub fn pod_condition<'a>(pod: &'a Pod, type_: &str) -> Option<&'a PodCondition> {
     pod.status
         .as_ref()?
         .conditions
         .as_ref()?
         .iter()
         .find(|c| c.type_ == type_)
-        .map(|c| {
-            (
-                c.status == "True",
-                c.last_transition_time.as_ref().map(|t| t.0),
-            )
-        })
+}
+
+fn condition(pod: &Pod, type_: &str) -> Option<(bool, Option<Timestamp>)> {
+    pod_condition(pod, type_).map(|c| {
+        (
+            c.status == "True",
+            c.last_transition_time.as_ref().map(|t| t.0),
+        )
+    })
 }
 
 /// The serving gate's state: `Some(true)` in traffic, `Some(false)` retiring, `None` not set yet.

@@ -125,13 +125,7 @@ fn block(reason: BlockReason, message: String, since: Timestamp) -> Option<Block
 
 /// `(status, reason, message, lastTransitionTime)` of a pod condition.
 fn condition<'a>(pod: &'a Pod, type_: &str) -> Option<(&'a str, &'a str, &'a str, Timestamp)> {
-    let c = pod
-        .status
-        .as_ref()?
-        .conditions
-        .as_ref()?
-        .iter()
-        .find(|c| c.type_ == type_)?;
+    let c = pods::pod_condition(pod, type_)?;
     Some((
         c.status.as_str(),
         c.reason.as_deref().unwrap_or_default(),
