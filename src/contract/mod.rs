@@ -3,6 +3,7 @@
 //! phases as enums ([`status`]), and the control protocol's messages ([`protocol`]). Both sides
 //! use these types, so the JSON on the wire has one definition. Nothing here does I/O.
 
+pub mod pod;
 pub mod protocol;
 pub mod status;
 
