@@ -151,16 +151,17 @@ impl Claim {
             .ok_or_else(|| format!("{ENV_SLOT}={slot_name:?}: expected a or b"))?;
         let active = match active.as_str() {
             "" => false,
-            s => Slot::parse(s)
-                .ok_or_else(|| format!("{ENV_ACTIVE_SLOT}={s:?}: expected a or b"))?
-                == slot,
+            s => {
+                Slot::parse(s).ok_or_else(|| format!("{ENV_ACTIVE_SLOT}={s:?}: expected a or b"))?
+                    == slot
+            }
         };
         let generation_text = get(ENV_GENERATION).unwrap_or_default();
         let generation = match generation_text.as_str() {
             "" => 0,
-            g => g.parse().map_err(|_| {
-                format!("{ENV_GENERATION}={g:?}: expected a non-negative integer")
-            })?,
+            g => g
+                .parse()
+                .map_err(|_| format!("{ENV_GENERATION}={g:?}: expected a non-negative integer"))?,
         };
         let revision = get(ENV_VERSION).filter(|v| !v.is_empty());
         Ok(Some(Claim {

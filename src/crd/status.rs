@@ -323,10 +323,13 @@ impl BlockReason {
 /// The `HotSwap` condition: which path a template change takes when `spec.strategy.hotSwap` is
 /// set, and why. The controller does not drive in-place swaps yet (issue 9): pods are replaced.
 pub mod hot_swap {
-    use crate::hotswap::{NotEligible, Side, SwapPath};
+    use crate::contract::pod::{MOUNT_PATH, STATUS_PORT};
+    use crate::hotswap::{NotEligible, RenderError, Side, SwapPath};
 
     /// The condition type.
     pub const TYPE: &str = "HotSwap";
+    /// Reason of the `Ready` condition when the template cannot be rendered as a hot-swap pod.
+    pub const INVALID_REASON: &str = "HotSwapInvalid";
     /// Its reason while the controller replaces pods whatever the change.
     pub const NOT_DRIVEN_REASON: &str = "NotDrivenByController";
 
@@ -351,6 +354,40 @@ pub mod hot_swap {
         }
     }
 
+    /// Why a template cannot be rendered as a hot-swap pod, for people (after the field path).
+    pub fn render_error(e: &RenderError) -> String {
+        match e {
+            RenderError::ContainerMissing { container } => {
+                format!("the template has no container {container}")
+            }
+            RenderError::NoCommand { .. } => "a hot-swap container needs an explicit command: zdr-agent exec wraps it, and the controller cannot read image entrypoints".into(),
+            RenderError::ExecProbe { .. } => "an exec probe would run in one slot's image only: use httpGet, tcpSocket or grpc".into(),
+            RenderError::UnknownProbePort { port, .. } => {
+                format!("the probe's port {port:?} is not a named port of the container")
+            }
+            RenderError::NoTcpPort { .. } => "a hot-swap container needs at least one TCP containerPort: the zdr-agent sidecar holds its sockets".into(),
+            RenderError::NotTcp { protocol, .. } => format!(
+                "{protocol} ports cannot be held by the zdr-agent sidecar: only TCP"
+            ),
+            RenderError::StatusPort { .. } => format!(
+                "port {STATUS_PORT} is the zdr-agent sidecar's status port in a hot-swap pod"
+            ),
+            RenderError::ContainerName { name, .. } => {
+                format!("{name:?} is the name of a container zdr adds to hot-swap pods")
+            }
+            RenderError::VolumeName { .. } => format!(
+                "{:?} is the name of the volume zdr adds to hot-swap pods",
+                crate::contract::pod::VOLUME
+            ),
+            RenderError::MountPath { path, .. } => format!(
+                "{path:?} is at or under {MOUNT_PATH}, where zdr mounts its volume in hot-swap pods"
+            ),
+            RenderError::EnvName { name, .. } => {
+                format!("{name} is set by zdr in hot-swap pods (the slot's claim)")
+            }
+        }
+    }
+
     /// Why a change cannot be swapped in place, for people.
     pub fn not_eligible(why: &NotEligible) -> String {
         match why {
@@ -371,9 +408,6 @@ pub mod hot_swap {
                 format!("container {container}'s {field} changed")
             }
             NotEligible::PodFieldChanged { field } => format!("the pod's {field} changed"),
-            NotEligible::NoCommand { container } => format!(
-                "container {container} has no explicit command, so zdr-agent exec cannot wrap it (the controller cannot read image entrypoints)"
-            ),
         }
     }
 }

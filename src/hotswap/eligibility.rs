@@ -11,7 +11,8 @@ use serde_json::{Map, Value};
 /// Which path a template change takes.
 #[derive(Clone, Debug, PartialEq, Eq)]
 pub enum SwapPath {
-    /// Only the named container's image changed (and it has an explicit command).
+    /// Only the named container's image changed. Whether the template can be rendered as a
+    /// hot-swap pod at all is [`crate::hotswap::render`]'s question, asked by validation.
     InPlace {
         /// The container swapped.
         container: String,
@@ -65,11 +66,6 @@ pub enum NotEligible {
         /// The field, as in the manifest (`volumes`, `initContainers`, ...).
         field: String,
     },
-    /// The container has no explicit `command`, so it cannot be wrapped by `zdr-agent exec`.
-    NoCommand {
-        /// The container.
-        container: String,
-    },
 }
 
 /// Classifies the change from `old` to `new` for a hot swap of `container`.
@@ -99,10 +95,6 @@ fn check(
     let new_c = find(&new_spec, container).ok_or_else(|| missing(Side::New))?;
     let from = image(old_c);
     let to = image(new_c);
-    let has_command = new_c
-        .get("command")
-        .and_then(Value::as_array)
-        .is_some_and(|c| !c.is_empty());
     if let Some(c) = find_mut(&mut old_spec, container) {
         match new_c.get("image") {
             Some(img) => c.insert("image".into(), img.clone()),
@@ -114,11 +106,6 @@ fn check(
     }
     if from == to {
         return Err(NotEligible::ImageUnchanged {
-            container: container.to_string(),
-        });
-    }
-    if !has_command {
-        return Err(NotEligible::NoCommand {
             container: container.to_string(),
         });
     }
