@@ -1,6 +1,7 @@
 //! Tests of `examples/*.yaml`: every document deserializes into its Rust type without unknown
 //! fields, every ZeroDowntimeRollout passes the CRD's CEL rules client-side, and each example
-//! shows what its comments promise (waves, canary steps and routing, the hot-swap sidecar).
+//! shows what its comments promise (waves, canary steps and routing, the hot-swap pod the
+//! controller renders).
 
 use std::path::{Path, PathBuf};
 
@@ -245,7 +246,8 @@ fn rolling_analysis_example_is_a_valid_analysis() {
 }
 
 #[test]
-fn hotswap_example_runs_the_agent_sidecar() {
+fn hotswap_example_renders_the_agent_sidecar() {
+    use zdr::contract::pod::{AGENT_BIN, AGENT_CONTAINER, MOUNT_PATH, SLOT_B_CONTAINER};
     let zdr = single("hotswap.yaml");
     let hot = zdr
         .spec
@@ -253,7 +255,11 @@ fn hotswap_example_runs_the_agent_sidecar() {
         .hot_swap
         .as_ref()
         .expect("strategy.hotSwap");
-    let pod = zdr.spec.template.spec.as_ref().expect("pod spec");
+    zdr::validate::validate(&zdr.spec).expect("the controller accepts the example");
+    let agent = zdr::hotswap::AgentImage::new("ghcr.io/zdr-dev/zdr:0.1.0");
+    let rendered = zdr::hotswap::render(&zdr.spec.template, hot, &agent, "r1")
+        .expect("the example renders as a hot-swap pod");
+    let pod = rendered.spec.as_ref().expect("pod spec");
     let app = pod
         .containers
         .iter()
@@ -261,20 +267,17 @@ fn hotswap_example_runs_the_agent_sidecar() {
         .expect("hotSwap.container names an app container");
     let app_cmd = app.command.clone().unwrap_or_default();
     assert!(
-        app_cmd.first().is_some_and(|c| c.ends_with("/zdr-agent"))
+        app_cmd.first().map(String::as_str) == Some(AGENT_BIN)
             && app_cmd.get(1).map(String::as_str) == Some("exec")
             && app_cmd.iter().any(|a| a == "--"),
         "the app starts through `zdr-agent exec … --`: {app_cmd:?}"
     );
+    assert!(pod.containers.iter().any(|c| c.name == SLOT_B_CONTAINER));
     let sidecar = pod
         .init_containers
         .iter()
         .flatten()
-        .find(|c| {
-            c.args
-                .as_ref()
-                .is_some_and(|a| a.first().map(String::as_str) == Some("sidecar"))
-        })
+        .find(|c| c.name == AGENT_CONTAINER)
         .expect("a zdr-agent sidecar init container");
     assert_eq!(
         sidecar.restart_policy.as_deref(),
@@ -282,7 +285,7 @@ fn hotswap_example_runs_the_agent_sidecar() {
         "native sidecar"
     );
     // The sidecar holds the port the app serves on.
-    let args = sidecar.args.clone().unwrap_or_default();
+    let args = sidecar.command.clone().unwrap_or_default();
     let listen = args
         .iter()
         .position(|a| a == "--listen")
@@ -297,18 +300,16 @@ fn hotswap_example_runs_the_agent_sidecar() {
         app.ports.iter().flatten().any(|p| p.container_port == port),
         "the app declares the port the sidecar listens on ({port})"
     );
-    // The control socket directory is shared by both.
+    // The agent's directory is shared by both.
     let mounts = |c: &k8s_openapi::api::core::v1::Container| -> Vec<String> {
         c.volume_mounts
             .iter()
             .flatten()
-            .map(|m| m.name.clone())
+            .map(|m| m.mount_path.clone())
             .collect()
     };
-    assert!(
-        mounts(sidecar).iter().any(|m| mounts(app).contains(m)),
-        "sidecar and app share a volume"
-    );
+    assert!(mounts(sidecar).contains(&MOUNT_PATH.to_string()));
+    assert!(mounts(app).contains(&MOUNT_PATH.to_string()));
 }
 
 #[test]
