@@ -120,6 +120,12 @@ pub fn validate(spec: &ZeroDowntimeRolloutSpec) -> Result<Valid, Invalid> {
         crate::analysis::validate(analysis)
             .map_err(|e| invalid("InvalidAnalysis", format!("spec.analysis: {e}")))?;
     }
+    if let Some(hs) = &spec.strategy.hot_swap {
+        // The agent image and revision do not change whether a template renders.
+        let agent = crate::hotswap::AgentImage::new("zdr-agent");
+        crate::hotswap::render(&spec.template, hs, &agent, "validate")
+            .map_err(|e| invalid(hot_swap::INVALID_REASON, e.to_string()))?;
+    }
     let canary = match &spec.strategy.canary {
         Some(c) => Some(canary(c, spec.analysis.is_some())?),
         None => None,

@@ -41,7 +41,10 @@ async fn hot_swap_condition(old_app: Value, new_app: Value) -> Value {
 
 #[tokio::test]
 async fn an_image_only_update_is_said_to_be_eligible_but_pods_are_replaced() {
-    let app = |image: &str| json!({"name": "app", "image": image, "command": ["/bin/web"]});
+    let app = |image: &str| {
+        json!({"name": "app", "image": image, "command": ["/bin/web"],
+                                   "ports": [{"containerPort": 8080}]})
+    };
     let c = hot_swap_condition(app("web:1"), app("web:2")).await;
     assert_eq!(
         c["message"],
@@ -51,9 +54,10 @@ async fn an_image_only_update_is_said_to_be_eligible_but_pods_are_replaced() {
 
 #[tokio::test]
 async fn an_env_change_is_said_to_be_not_eligible() {
-    let old = json!({"name": "app", "image": "web:1", "command": ["/bin/web"]});
+    let old = json!({"name": "app", "image": "web:1", "command": ["/bin/web"],
+                     "ports": [{"containerPort": 8080}]});
     let new = json!({"name": "app", "image": "web:2", "command": ["/bin/web"],
-                     "env": [{"name": "A", "value": "1"}]});
+                     "ports": [{"containerPort": 8080}], "env": [{"name": "A", "value": "1"}]});
     let c = hot_swap_condition(old, new).await;
     assert_eq!(
         c["message"],
