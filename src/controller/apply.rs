@@ -168,7 +168,17 @@ impl<'a> Writer<'a> {
         revision: &str,
     ) -> Result<()> {
         let name = pods::pod_name(&self.zdr.name_any(), revision);
-        let pod = pods::build_pod(self.zdr, template, revision, name.clone());
+        let pod = pods::build_pod(
+            self.zdr,
+            template,
+            revision,
+            name.clone(),
+            &self.ctx.settings.agent,
+        )
+        .map_err(|source| Error::HotSwapRender {
+            revision: revision.to_string(),
+            source,
+        })?;
         self.ctx.expectations.expect_create(key, &name);
         let pp = PostParams {
             field_manager: Some(FIELD_MANAGER.into()),

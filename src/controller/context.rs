@@ -16,9 +16,14 @@ use super::backoff::Backoff;
 use super::clock::Clock;
 use super::expectations::Expectations;
 use super::metrics::Metrics;
+use crate::hotswap::AgentImage;
 
 /// The single field manager for every write the controller makes.
 pub const FIELD_MANAGER: &str = "zdr-controller";
+
+/// The agent image when `--agent-image` is not given: the image the chart runs the controller
+/// from (one image holds zdr-controller and zdr-agent), at this version.
+pub const DEFAULT_AGENT_IMAGE: &str = concat!("ghcr.io/zdr-dev/zdr:", env!("CARGO_PKG_VERSION"));
 
 /// Settings from the command line.
 #[derive(Clone, Debug)]
@@ -26,12 +31,15 @@ pub struct Settings {
     /// Wait after a retiring pod left every EndpointSlice before deleting it, so load
     /// balancers and kube-proxy catch up.
     pub endpoint_propagation: Duration,
+    /// The image of the zdr-agent sidecar rendered into hot-swap pods.
+    pub agent: AgentImage,
 }
 
 impl Default for Settings {
     fn default() -> Self {
         Self {
             endpoint_propagation: Duration::from_secs(5),
+            agent: AgentImage::new(DEFAULT_AGENT_IMAGE),
         }
     }
 }

@@ -19,6 +19,16 @@ pub enum Error {
     #[error("ControllerRevision {0} exists with a different template (hash collision)")]
     RevisionCollision(String),
 
+    /// A revision's template cannot be rendered as a hot-swap pod (a template from before
+    /// `hotSwap` was set; the spec's own template is checked by validation).
+    #[error("the template of revision {revision} cannot be rendered as a hot-swap pod: {source}")]
+    HotSwapRender {
+        /// The revision whose pod was to be created.
+        revision: String,
+        /// Why.
+        source: crate::hotswap::RenderError,
+    },
+
     /// The canary's router or Services could not be written.
     #[error("traffic: {0}")]
     Traffic(#[from] crate::traffic::RouterError),
@@ -40,6 +50,7 @@ impl Error {
             Error::Serde(_) => "serialization",
             Error::MissingField(..) => "missing_field",
             Error::RevisionCollision(_) => "revision_collision",
+            Error::HotSwapRender { .. } => "hot_swap_render",
             Error::Traffic(_) => "traffic",
         }
     }

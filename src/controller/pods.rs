@@ -11,20 +11,31 @@ use k8s_openapi::api::discovery::v1::EndpointSlice;
 use kube::{Resource, ResourceExt};
 
 use crate::crd::{READINESS_GATE, REVISION_LABEL, ZeroDowntimeRollout};
+use crate::hotswap::{AgentImage, RenderError};
 use crate::planner::{PodPhase, PodView};
 
 /// Annotation set on a retiring pod once no EndpointSlice lists it as ready any more; the
 /// propagation delay counts from it.
 pub const DRAINED_AT_ANNOTATION: &str = "zdr.dev/drained-at";
 
-/// A pod for `revision` of `zdr`, from `template`: the revision label, a controller owner
-/// reference and the `zdr.dev/serving` readiness gate are added.
+/// A pod for `revision` of `zdr`, from `template`: with `spec.strategy.hotSwap`, rendered as a
+/// hot-swap pod running `agent` ([`crate::hotswap::render`]); the revision label, a controller
+/// owner reference and the `zdr.dev/serving` readiness gate are added.
 pub fn build_pod(
     zdr: &ZeroDowntimeRollout,
     template: &PodTemplateSpec,
     revision: &str,
     name: String,
-) -> Pod {
+    agent: &AgentImage,
+) -> Result<Pod, RenderError> {
+    let rendered;
+    let template = match &zdr.spec.strategy.hot_swap {
+        Some(hs) => {
+            rendered = crate::hotswap::render(template, hs, agent, revision)?;
+            &rendered
+        }
+        None => template,
+    };
     let mut meta = template.metadata.clone().unwrap_or_default();
     meta.name = Some(name);
     meta.namespace = zdr.namespace();
@@ -40,11 +51,11 @@ pub fn build_pod(
             condition_type: READINESS_GATE.to_string(),
         });
     }
-    Pod {
+    Ok(Pod {
         metadata: meta,
         spec: Some(spec),
         status: None,
-    }
+    })
 }
 
 /// A fresh pod name: `<rollout>-<revision>-<5 random chars>`, short enough for a hostname.

@@ -18,11 +18,12 @@ use kube::{Api, Client, ResourceExt};
 use prometheus_client::registry::Registry;
 
 use super::clock::SystemClock;
-use super::context::{Context, Settings};
+use super::context::{Context, DEFAULT_AGENT_IMAGE, Settings};
 use super::leader::LeaseLock;
 use super::metrics::Metrics;
 use super::reconcile::{error_policy, reconcile};
 use crate::crd::ZeroDowntimeRollout;
+use crate::hotswap::AgentImage;
 use crate::observe::{self, Health};
 use crate::telemetry::LogFormat;
 
@@ -47,10 +48,13 @@ pub struct Args {
     /// RBAC rights only there (the chart's `watchNamespaces`).
     #[arg(long, env = "ZDR_WATCH_NAMESPACE", value_delimiter = ',', value_parser = namespace_name)]
     pub namespace: Vec<String>,
-    /// Image of the zdr-agent hot-swap sidecar. Not used yet: the controller does not inject
-    /// the sidecar (issue 9), so hot swaps are not driven by it and pods are replaced.
-    #[arg(long, env = "ZDR_AGENT_IMAGE")]
-    pub agent_image: Option<String>,
+    /// Image of the zdr-agent sidecar rendered into the pods of hot-swap rollouts (it also
+    /// runs a parked slot). Default: the zdr image of this version.
+    #[arg(long, env = "ZDR_AGENT_IMAGE", default_value = DEFAULT_AGENT_IMAGE, value_parser = image_ref)]
+    pub agent_image: String,
+    /// imagePullPolicy of the agent image (default: the cluster's, by its tag).
+    #[arg(long, env = "ZDR_AGENT_IMAGE_PULL_POLICY", value_enum)]
+    pub agent_image_pull_policy: Option<PullPolicy>,
     /// Seconds to wait after a retiring pod left every EndpointSlice before deleting it.
     #[arg(long, env = "ZDR_ENDPOINT_PROPAGATION_SECONDS", default_value_t = 5)]
     pub endpoint_propagation_seconds: u64,
@@ -84,6 +88,41 @@ pub enum StartError {
     /// The metrics port could not be bound.
     #[error("cannot serve metrics on {0}: {1}")]
     Bind(SocketAddr, std::io::Error),
+}
+
+/// A container's `imagePullPolicy`.
+#[derive(clap::ValueEnum, Clone, Copy, Debug, PartialEq, Eq)]
+pub enum PullPolicy {
+    /// Pull on every container start.
+    #[value(name = "Always")]
+    Always,
+    /// Pull when the node does not have the image.
+    #[value(name = "IfNotPresent")]
+    IfNotPresent,
+    /// Never pull.
+    #[value(name = "Never")]
+    Never,
+}
+
+impl PullPolicy {
+    /// The value as Kubernetes spells it.
+    pub fn as_str(self) -> &'static str {
+        match self {
+            PullPolicy::Always => "Always",
+            PullPolicy::IfNotPresent => "IfNotPresent",
+            PullPolicy::Never => "Never",
+        }
+    }
+}
+
+/// Checks an `--agent-image` value: a non-empty image reference without whitespace.
+fn image_ref(s: &str) -> Result<String, String> {
+    if s.is_empty() || s.chars().any(char::is_whitespace) {
+        return Err(format!(
+            "{s:?} is not an image reference (e.g. ghcr.io/zdr-dev/zdr:0.1.0)"
+        ));
+    }
+    Ok(s.to_string())
 }
 
 /// Checks a `--namespace` value: a DNS label, as Kubernetes names namespaces.
@@ -266,6 +305,10 @@ pub async fn run(args: Args) -> Result<(), StartError> {
 
     let settings = Settings {
         endpoint_propagation: Duration::from_secs(args.endpoint_propagation_seconds),
+        agent: AgentImage {
+            image: args.agent_image.clone(),
+            pull_policy: args.agent_image_pull_policy.map(|p| p.as_str().to_string()),
+        },
     };
     let (contexts, controllers): (Vec<_>, Vec<_>) = scopes
         .iter()

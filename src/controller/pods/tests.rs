@@ -51,7 +51,8 @@ const T0: &str = "2026-01-01T00:00:10Z";
 #[test]
 fn built_pods_carry_label_owner_and_gate() {
     let z = zdr();
-    let p = build_pod(&z, &z.spec.template, "abc", pod_name("web", "abc"));
+    let agent = AgentImage::new("zdr:1");
+    let p = build_pod(&z, &z.spec.template, "abc", pod_name("web", "abc"), &agent).unwrap();
     assert_eq!(
         p.metadata.labels.as_ref().unwrap()["zdr.dev/revision"],
         "abc"
@@ -69,6 +70,41 @@ fn built_pods_carry_label_owner_and_gate() {
         "{name}"
     );
     assert_ne!(pod_name("web", "abc"), pod_name("web", "abc"));
+}
+
+#[test]
+fn pods_are_rendered_only_for_hot_swap_and_a_template_that_cannot_be_is_an_error() {
+    let mut z = zdr();
+    let agent = AgentImage::new("zdr:1");
+    let plain = build_pod(&z, &z.spec.template, "abc", "p".into(), &agent).unwrap();
+    assert_eq!(plain.spec.as_ref().unwrap().containers.len(), 1);
+    assert!(plain.spec.unwrap().init_containers.is_none());
+
+    z.spec.strategy.hot_swap = Some(
+        serde_json::from_value(json!({"container": z.spec.template.spec.as_ref().unwrap()
+            .containers[0].name}))
+        .unwrap(),
+    );
+    // The fixture's container has no command: not renderable.
+    let mut t = z.spec.template.clone();
+    t.spec.as_mut().unwrap().containers[0].command = None;
+    let err = build_pod(&z, &t, "abc", "p".into(), &agent).unwrap_err();
+    assert!(
+        matches!(err, crate::hotswap::RenderError::NoCommand { .. }),
+        "{err}"
+    );
+
+    let c = &mut t.spec.as_mut().unwrap().containers[0];
+    c.command = Some(vec!["/web".into()]);
+    c.ports = Some(vec![
+        serde_json::from_value(json!({"containerPort": 80})).unwrap(),
+    ]);
+    let pod = build_pod(&z, &t, "abc", "p".into(), &agent).unwrap();
+    let spec = pod.spec.as_ref().unwrap();
+    assert_eq!(spec.containers.len(), 2);
+    assert_eq!(spec.init_containers.as_ref().unwrap()[0].name, "zdr-agent");
+    assert!(has_gate(&pod));
+    assert_eq!(pod.annotations()["zdr.dev/slot-a-revision"], "abc");
 }
 
 #[test]

@@ -181,6 +181,7 @@ fn build(
             Metrics::register(&mut Registry::default()),
             Settings {
                 endpoint_propagation: Duration::from_secs(5),
+                ..Settings::default()
             },
         )
         .with_providers(providers),
@@ -328,6 +329,7 @@ fn mid_rollout(h: &mut Harness) -> (ZeroDowntimeRollout, String, String) {
 mod analysis;
 mod canary;
 mod hotswap;
+mod hotswap_render;
 mod restart;
 mod rolling;
 mod stuck;
