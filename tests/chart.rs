@@ -418,6 +418,7 @@ fn default_values_render_a_hardened_cluster_wide_controller() {
         [
             "--metrics-addr=0.0.0.0:8080".to_string(),
             format!("--agent-image={image}"),
+            "--agent-image-pull-policy=IfNotPresent".to_string(),
             "--endpoint-propagation-seconds=5".to_string(),
             "--log-format=json".to_string(),
         ]
@@ -594,10 +595,32 @@ fn images_flags_and_scheduling_values_reach_the_pod() {
     ] {
         assert!(args.contains(&want.to_string()), "{want} not in {args:?}");
     }
-    let Some(docs) = render(&["agentImage=registry.example/agent:v1"]) else {
+    let Some(docs) = render(&[
+        "agent.image.repository=registry.example/agent",
+        "agent.image.tag=v1",
+        "agent.image.pullPolicy=Always",
+    ]) else {
         return;
     };
-    assert!(container_args(&docs).contains(&"--agent-image=registry.example/agent:v1".to_string()));
+    let args = container_args(&docs);
+    for want in [
+        "--agent-image=registry.example/agent:v1",
+        "--agent-image-pull-policy=Always",
+    ] {
+        assert!(args.contains(&want.to_string()), "{want} not in {args:?}");
+    }
+    // An empty field takes the controller's value.
+    let Some(docs) = render(&[
+        "image.tag=v9",
+        "agent.image.repository=registry.example/agent",
+    ]) else {
+        return;
+    };
+    let args = container_args(&docs);
+    assert!(
+        args.contains(&"--agent-image=registry.example/agent:v9".to_string()),
+        "{args:?}"
+    );
 }
 
 #[test]
@@ -606,6 +629,7 @@ fn invalid_values_are_refused() {
         ("logFormat=xml", "logFormat"),
         ("replicas=-1", "replicas"),
         ("image.pullPolicy=Sometimes", "pullPolicy"),
+        ("agent.image.pullPolicy=Sometimes", "pullPolicy"),
         ("metrics.port=70000", "port"),
         ("leaderElection.enabled=maybe", "enabled"),
         ("watchNamespaces={Apps}", "watchNamespaces"),

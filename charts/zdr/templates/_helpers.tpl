@@ -49,8 +49,11 @@ app.kubernetes.io/part-of: zdr
 {{- printf "%s:%s" .Values.image.repository (default .Chart.AppVersion .Values.image.tag) }}
 {{- end }}
 
+{{/* The agent image: each empty agent.image field takes the controller's image value. */}}
 {{- define "zdr.agentImage" -}}
-{{- default (include "zdr.image" .) .Values.agentImage }}
+{{- $repo := default .Values.image.repository .Values.agent.image.repository }}
+{{- $tag := default (default .Chart.AppVersion .Values.image.tag) .Values.agent.image.tag }}
+{{- printf "%s:%s" $repo $tag }}
 {{- end }}
 
 {{/* "true" when leader election is on: explicit value, else replicas > 1. */}}
