@@ -24,6 +24,7 @@ mod cluster;
 mod deadline;
 mod examples;
 mod gateway;
+mod hotswap_render;
 mod istio;
 mod namespaces;
 mod paused;
@@ -95,6 +96,7 @@ fn tests() -> Vec<Test> {
         on_cluster!(canary_chaos::canary_through_an_istio_virtualservice),
         on_cluster!(deadline::progress_deadline_marks_the_rollout_degraded),
         on_cluster!(examples::the_api_server_accepts_every_example_and_rejects_both_zero),
+        on_cluster!(hotswap_render::hot_swap_pods_are_admitted_under_restricted_and_turn_ready),
         on_cluster!(namespaces::namespaced_rbac_manages_its_namespace_and_leaves_others_alone),
         on_cluster!(paused::paused_rollout_makes_no_progress_until_resumed),
         on_cluster!(validate::the_api_server_and_validate_agree_on_every_case),
@@ -131,6 +133,7 @@ fn every_test_function_is_listed() {
         "canary_chaos",
         "deadline",
         "examples",
+        "hotswap_render",
         "namespaces",
         "paused",
         "restart",
