@@ -39,6 +39,9 @@ pub const SWAP_STARTED_ANNOTATION: &str = "zdr.dev/swap-started-at";
 /// Pod annotation (controller only): how long the last completed swap kept the pod out of
 /// endpoints, in milliseconds.
 pub const UNREADY_MS_ANNOTATION: &str = "zdr.dev/swap-unready-ms";
+/// Pod annotation (controller only): `<slot>/<containerID>` of the container the operation in
+/// progress restarts; the operation is over once that slot runs another container.
+pub const SWAP_FROM_ANNOTATION: &str = "zdr.dev/swap-from";
 
 /// Environment of a slot: its slot name (literal).
 pub const ENV_SLOT: &str = "ZDR_SLOT";
@@ -151,16 +154,17 @@ impl Claim {
             .ok_or_else(|| format!("{ENV_SLOT}={slot_name:?}: expected a or b"))?;
         let active = match active.as_str() {
             "" => false,
-            s => Slot::parse(s)
-                .ok_or_else(|| format!("{ENV_ACTIVE_SLOT}={s:?}: expected a or b"))?
-                == slot,
+            s => {
+                Slot::parse(s).ok_or_else(|| format!("{ENV_ACTIVE_SLOT}={s:?}: expected a or b"))?
+                    == slot
+            }
         };
         let generation_text = get(ENV_GENERATION).unwrap_or_default();
         let generation = match generation_text.as_str() {
             "" => 0,
-            g => g.parse().map_err(|_| {
-                format!("{ENV_GENERATION}={g:?}: expected a non-negative integer")
-            })?,
+            g => g
+                .parse()
+                .map_err(|_| format!("{ENV_GENERATION}={g:?}: expected a non-negative integer"))?,
         };
         let revision = get(ENV_VERSION).filter(|v| !v.is_empty());
         Ok(Some(Claim {

@@ -26,12 +26,18 @@ pub struct Settings {
     /// Wait after a retiring pod left every EndpointSlice before deleting it, so load
     /// balancers and kube-proxy catch up.
     pub endpoint_propagation: Duration,
+    /// The zdr-agent image: the hot-swap sidecar, and the image a parked slot runs.
+    pub agent_image: String,
 }
+
+/// The agent image when none is configured: this build's own image.
+pub const DEFAULT_AGENT_IMAGE: &str = concat!("ghcr.io/zdr-dev/zdr:", env!("CARGO_PKG_VERSION"));
 
 impl Default for Settings {
     fn default() -> Self {
         Self {
             endpoint_propagation: Duration::from_secs(5),
+            agent_image: DEFAULT_AGENT_IMAGE.to_string(),
         }
     }
 }

@@ -266,6 +266,10 @@ pub async fn run(args: Args) -> Result<(), StartError> {
 
     let settings = Settings {
         endpoint_propagation: Duration::from_secs(args.endpoint_propagation_seconds),
+        agent_image: args
+            .agent_image
+            .clone()
+            .unwrap_or_else(|| super::context::DEFAULT_AGENT_IMAGE.to_string()),
     };
     let (contexts, controllers): (Vec<_>, Vec<_>) = scopes
         .iter()

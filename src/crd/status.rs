@@ -117,6 +117,11 @@ pub struct ZeroDowntimeRolloutStatus {
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub aborted_revision: Option<String>,
 
+    /// In-place swaps towards the update (or, after an abort, back to the stable revision),
+    /// with `spec.strategy.hotSwap`.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub hot_swap: Option<super::HotSwapStatus>,
+
     /// The SLO analysis of the update revision: its phase and the last measurements of each
     /// metric.
     #[serde(default, skip_serializing_if = "Option::is_none")]
@@ -173,15 +178,18 @@ pub enum AbortReason {
     CrashLooping,
     /// No progress within progressDeadlineSeconds, with progressDeadlineAbort.
     ProgressDeadline,
+    /// A pod's in-place swap failed.
+    HotSwapFailed,
 }
 
 impl AbortReason {
     /// Every reason, for parsing.
-    pub const ALL: [AbortReason; 4] = [
+    pub const ALL: [AbortReason; 5] = [
         AbortReason::User,
         AbortReason::AnalysisFailed,
         AbortReason::CrashLooping,
         AbortReason::ProgressDeadline,
+        AbortReason::HotSwapFailed,
     ];
 
     /// The condition reason.
@@ -191,6 +199,7 @@ impl AbortReason {
             AbortReason::AnalysisFailed => "AnalysisFailed",
             AbortReason::CrashLooping => "CanaryCrashLooping",
             AbortReason::ProgressDeadline => "ProgressDeadlineExceeded",
+            AbortReason::HotSwapFailed => "HotSwapFailed",
         }
     }
 
@@ -317,63 +326,5 @@ impl BlockReason {
     /// The reason a condition names, if it is one of these.
     pub fn parse(s: &str) -> Option<Self> {
         Self::ALL.into_iter().find(|r| r.as_str() == s)
-    }
-}
-
-/// The `HotSwap` condition: which path a template change takes when `spec.strategy.hotSwap` is
-/// set, and why. The controller does not drive in-place swaps yet (issue 9): pods are replaced.
-pub mod hot_swap {
-    use crate::hotswap::{NotEligible, Side, SwapPath};
-
-    /// The condition type.
-    pub const TYPE: &str = "HotSwap";
-    /// Its reason while the controller replaces pods whatever the change.
-    pub const NOT_DRIVEN_REASON: &str = "NotDrivenByController";
-
-    /// The condition's message; `change` is the path of the update in progress, if one is and
-    /// the running template is known.
-    pub fn message(container: &str, change: Option<&SwapPath>) -> String {
-        match change {
-            None => format!(
-                "in-pod hot swap of container {container:?} is not driven by this controller version: template changes replace pods (drained before deletion)"
-            ),
-            Some(SwapPath::InPlace {
-                container,
-                from_image,
-                to_image,
-            }) => format!(
-                "this update changes only the image of container {container} ({from_image} -> {to_image}): eligible for an in-place swap, which this controller version does not drive yet (issue 9): pods are replaced, drained first"
-            ),
-            Some(SwapPath::Replace(why)) => format!(
-                "this update is not eligible for an in-place swap of container {container}: {}: pods are replaced, drained first",
-                not_eligible(why)
-            ),
-        }
-    }
-
-    /// Why a change cannot be swapped in place, for people.
-    pub fn not_eligible(why: &NotEligible) -> String {
-        match why {
-            NotEligible::ContainerMissing { container, side } => {
-                let which = match side {
-                    Side::Old => "running",
-                    Side::New => "new",
-                };
-                format!("the {which} template has no container {container}")
-            }
-            NotEligible::ImageUnchanged { container } => {
-                format!("the image of container {container} does not change")
-            }
-            NotEligible::OtherContainerChanged { container } => {
-                format!("container {container} changed too")
-            }
-            NotEligible::ContainerFieldChanged { container, field } => {
-                format!("container {container}'s {field} changed")
-            }
-            NotEligible::PodFieldChanged { field } => format!("the pod's {field} changed"),
-            NotEligible::NoCommand { container } => format!(
-                "container {container} has no explicit command, so zdr-agent exec cannot wrap it (the controller cannot read image entrypoints)"
-            ),
-        }
     }
 }

@@ -27,6 +27,8 @@ use crate::crd::ZeroDowntimeRollout;
 use crate::revision::template_hash;
 
 const NOW: &str = "2026-06-01T12:00:00Z";
+/// The agent image the mocked controller is configured with.
+const AGENT_IMAGE: &str = "zdr-agent:test";
 
 struct Verifier(Handle<Request<Body>, Response<Body>>);
 
@@ -181,6 +183,7 @@ fn build(
             Metrics::register(&mut Registry::default()),
             Settings {
                 endpoint_propagation: Duration::from_secs(5),
+                agent_image: AGENT_IMAGE.to_string(),
             },
         )
         .with_providers(providers),
@@ -331,3 +334,4 @@ mod hotswap;
 mod restart;
 mod rolling;
 mod stuck;
+mod swap;
