@@ -88,12 +88,8 @@ impl Default for Swaps {
 /// The path of the update towards `target`; None without `hotSwap`.
 pub(crate) fn path(s: &Snapshot, target: &str, now: Timestamp) -> Option<Path> {
     let hs = s.spec.strategy.hot_swap.as_ref()?;
-    if s.spec.strategy.canary.is_some() {
-        return Some(Path::Replace(Reason::CanaryStrategy, words::CANARY.into()));
-    }
-    if s.spec.replicas < 2 || s.valid.max_unavailable < 1 {
-        let why = words::no_budget(s.spec.replicas, s.valid.max_unavailable);
-        return Some(Path::Replace(Reason::NoUnavailableBudget, why));
+    if let Some((reason, why)) = crate::hotswap::refusal(s.spec, s.valid.max_unavailable) {
+        return Some(Path::Replace(reason, why));
     }
     let timeout = super::deadline(s.spec);
     let mut pods = Vec::new();
