@@ -27,28 +27,6 @@ pub struct Valid {
     pub notices: Vec<Notice>,
 }
 
-impl Valid {
-    /// Says in the `HotSwap` notice which path the update in progress takes (from `old`, the
-    /// stable revision's template, to `new`) and why. No-op without `hotSwap`.
-    pub fn describe_hot_swap(
-        &mut self,
-        spec: &ZeroDowntimeRolloutSpec,
-        old: &k8s_openapi::api::core::v1::PodTemplateSpec,
-    ) {
-        let Some(hs) = &spec.strategy.hot_swap else {
-            return;
-        };
-        let path = crate::hotswap::classify(old, &spec.template, &hs.container);
-        for n in self
-            .notices
-            .iter_mut()
-            .filter(|n| n.type_ == hot_swap::TYPE)
-        {
-            n.message = hot_swap::message(&hs.container, Some(&path));
-        }
-    }
-}
-
 /// A canary the controller can act on.
 #[derive(Clone, Debug, PartialEq)]
 pub struct Canary {
@@ -63,6 +41,8 @@ pub struct Canary {
 pub struct Notice {
     /// Condition type.
     pub type_: &'static str,
+    /// Condition status.
+    pub status: &'static str,
     /// CamelCase reason.
     pub reason: &'static str,
     /// For people.
@@ -148,10 +128,20 @@ pub fn validate(spec: &ZeroDowntimeRolloutSpec) -> Result<Valid, Invalid> {
             .map_err(|e| invalid("InvalidStrategy", format!("{}: {e}", strategy_path(spec))))?;
     let mut notices = Vec::new();
     if let Some(hs) = &spec.strategy.hot_swap {
+        let (reason, message) = if spec.strategy.canary.is_some() {
+            let why = hot_swap::replace_message(&hs.container, hot_swap::CANARY);
+            (hot_swap::Reason::CanaryStrategy, why)
+        } else {
+            (
+                hot_swap::Reason::Ready,
+                hot_swap::ready_message(&hs.container),
+            )
+        };
         notices.push(Notice {
             type_: hot_swap::TYPE,
-            reason: hot_swap::NOT_DRIVEN_REASON,
-            message: hot_swap::message(&hs.container, None),
+            status: reason.status(),
+            reason: reason.as_str(),
+            message,
         });
     }
     Ok(Valid {

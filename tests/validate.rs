@@ -175,9 +175,47 @@ fn plan_fresh_promises_no_floor_and_plan_names_the_hot_swap() {
     let (code, out, err) = text(&run(&["plan", &case_path("valid-hotswap")], ""));
     assert_eq!(code, 0, "{err}");
     assert!(
-        out.contains("  HotSwap: in-pod hot swap of container \"app\" is not driven by this controller version: template changes replace pods (drained before deletion)\n"),
+        out.contains("  HotSwap: updates that change only the image of container app are swapped inside the running pods (rolling strategy, maxUnavailable of at least 1, 2 replicas or more); other changes replace pods; pass --from FILE (the manifest applied now) to see which path this change takes\n"),
         "{out}"
     );
+    // With the running manifest: the same file at another image is swapped in place, or not.
+    let mut yaml = std::fs::read_to_string(case_path("valid-hotswap")).unwrap();
+    if !yaml.contains("command:") {
+        // The agent wraps an explicit command only.
+        yaml = yaml.replace(
+            "          image: nginx:1.27\n",
+            "          image: nginx:1.27\n          command: [nginx]\n",
+        );
+    }
+    let dir = std::env::temp_dir().join(format!("zdr-plan-from-{}", std::process::id()));
+    std::fs::create_dir_all(&dir).unwrap();
+    let running = dir.join("running.yaml");
+    std::fs::write(&running, yaml.replace("nginx:1.27", "nginx:1.26")).unwrap();
+    let new = dir.join("new.yaml");
+    let in_place = yaml.replace(
+        "  strategy:\n",
+        "  strategy:\n    rolling: {maxSurge: 0, maxUnavailable: 1}\n",
+    );
+    std::fs::write(&new, &in_place).unwrap();
+    let from = running.to_str().unwrap();
+    let (code, out, err) = text(&run(&["plan", new.to_str().unwrap(), "--from", from], ""));
+    assert_eq!(code, 0, "{err}");
+    assert!(
+        out.contains("  HotSwap: this change swaps container app in place (nginx:1.26 -> nginx:1.27): no pod is created or deleted\n  in place: 2 wave(s) of at most 1 pod(s) (maxUnavailable)"),
+        "{out}"
+    );
+    assert!(!out.contains("timeline:"), "{out}");
+    // The default rolling strategy (maxUnavailable 0) replaces pods, and says why.
+    let (code, out, err) = text(&run(
+        &["plan", &case_path("valid-hotswap"), "--from", from],
+        "",
+    ));
+    assert_eq!(code, 0, "{err}");
+    assert!(
+        out.contains("  HotSwap: this update is not swapped in place in container app: maxUnavailable is 0, and a swap takes each pod out of traffic while its slot restarts: pods are replaced, drained first\n"),
+        "{out}"
+    );
+    let _ = std::fs::remove_dir_all(&dir);
 }
 
 #[test]

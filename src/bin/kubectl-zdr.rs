@@ -43,6 +43,10 @@ enum Command {
         /// Plan a first install (no existing pods) instead of an update of running pods.
         #[arg(long)]
         fresh: bool,
+        /// The manifest applied now: with `hotSwap`, says whether this change is swapped in
+        /// place or replaces pods, and why.
+        #[arg(long, value_name = "FILE")]
+        from: Option<String>,
         /// Seconds a new pod is assumed to take to turn Ready (pull, start, probes), for the
         /// timeline.
         #[arg(long, default_value_t = 1)]
@@ -106,6 +110,7 @@ async fn main() {
         Command::Plan {
             file,
             fresh,
+            from,
             assume_ready_seconds,
             propagation_seconds,
         } => plan::plan_file(
@@ -117,6 +122,7 @@ async fn main() {
                     propagation: std::time::Duration::from_secs(propagation_seconds),
                 },
             },
+            from.as_deref(),
         )
         .map(|out| print!("{out}"))
         .map_err(|e| e.to_string()),

@@ -39,6 +39,9 @@ pub const SWAP_STARTED_ANNOTATION: &str = "zdr.dev/swap-started-at";
 /// Pod annotation (controller only): how long the last completed swap kept the pod out of
 /// endpoints, in milliseconds.
 pub const UNREADY_MS_ANNOTATION: &str = "zdr.dev/swap-unready-ms";
+/// Pod annotation (controller only): `<slot>/<containerID>` of the container the operation in
+/// progress restarts; the operation is over once that slot runs another container.
+pub const SWAP_FROM_ANNOTATION: &str = "zdr.dev/swap-from";
 
 /// Environment of a slot: its slot name (literal).
 pub const ENV_SLOT: &str = "ZDR_SLOT";

@@ -130,6 +130,36 @@ impl<'a> Writer<'a> {
         Ok(())
     }
 
+    /// Takes one pod's hot-swap step with a JSON patch that first tests the pod's swap
+    /// generation, so a step written twice fails instead of starting a second operation.
+    pub async fn swap_step(
+        &self,
+        pod: &Pod,
+        cmd: &crate::controller::decide::hotswap::SwapCommand,
+        container: &str,
+        now: Timestamp,
+    ) -> Result<()> {
+        let index = |name: &str| {
+            pod.spec
+                .as_ref()?
+                .containers
+                .iter()
+                .position(|c| c.name == name)
+        };
+        let agent = &self.ctx.settings.agent.image;
+        let Some(ops) =
+            crate::hotswap::step::patch(&cmd.pod, &cmd.step, container, index, agent, now)
+        else {
+            return Ok(());
+        };
+        let patch: json_patch::Patch = serde_json::from_value(ops)?;
+        self.pods
+            .patch(&pod.name_any(), &patch_params(), &Patch::Json::<()>(patch))
+            .await?;
+        tracing::info!(pod = %pod.name_any(), rollout = %self.zdr.name_any(), step = ?cmd.step, "hot swap step");
+        Ok(())
+    }
+
     /// The rollout's name.
     pub fn name(&self) -> String {
         self.zdr.name_any()

@@ -1,5 +1,6 @@
 //! Prometheus metrics of the controller: reconciles by result, errors by category, duration;
-//! analysis measurements by phase and aborted updates by reason.
+//! analysis measurements by phase, aborted updates by reason, and in-place swaps by result with
+//! the time each kept its pod out of endpoints.
 
 use prometheus_client::encoding::EncodeLabelSet;
 use prometheus_client::metrics::counter::Counter;
@@ -35,6 +36,8 @@ pub struct Metrics {
     duration: Histogram,
     measurements: Family<PhaseLabel, Counter>,
     aborts: Family<ReasonLabel, Counter>,
+    hot_swaps: Family<ResultLabel, Counter>,
+    hot_swap_unready: Histogram,
 }
 
 impl Metrics {
@@ -46,6 +49,8 @@ impl Metrics {
             duration: Histogram::new(exponential_buckets(0.001, 2.0, 14)),
             measurements: Family::default(),
             aborts: Family::default(),
+            hot_swaps: Family::default(),
+            hot_swap_unready: Histogram::new([0.0, 0.25, 0.5, 1.0, 2.0, 5.0, 10.0, 30.0, 60.0]),
         };
         let r = registry.sub_registry_with_prefix("zdr_controller");
         r.register("reconciles", "Reconciles by result", m.reconciles.clone());
@@ -69,7 +74,31 @@ impl Metrics {
             "Updates aborted, by reason (AnalysisFailed, CanaryCrashLooping, ProgressDeadlineExceeded, AbortedByUser)",
             m.aborts.clone(),
         );
+        r.register(
+            "hot_swaps",
+            "In-place swaps of a pod, by result (succeeded, failed)",
+            m.hot_swaps.clone(),
+        );
+        r.register(
+            "hot_swap_unready_seconds",
+            "Time a swapped pod spent out of endpoints during its swap (the goal is 0)",
+            m.hot_swap_unready.clone(),
+        );
         m
+    }
+
+    /// Records one pod's in-place swap: succeeded with the time it kept the pod out of
+    /// endpoints, or failed (None).
+    pub fn hot_swap(&self, unready: Option<std::time::Duration>) {
+        let result = if unready.is_some() {
+            "succeeded"
+        } else {
+            "failed"
+        };
+        self.hot_swaps.get_or_create(&ResultLabel { result }).inc();
+        if let Some(d) = unready {
+            self.hot_swap_unready.observe(d.as_secs_f64());
+        }
     }
 
     /// Records one analysis measurement.
@@ -111,6 +140,8 @@ mod tests {
         let m = Metrics::register(&mut registry);
         m.measurement("Failed");
         m.abort("AnalysisFailed");
+        m.hot_swap(Some(std::time::Duration::from_millis(1500)));
+        m.hot_swap(None);
         let mut text = String::new();
         prometheus_client::encoding::text::encode(&mut text, &registry).unwrap();
         assert!(
@@ -121,5 +152,13 @@ mod tests {
             text.contains("zdr_controller_aborts_total{reason=\"AnalysisFailed\"} 1"),
             "{text}"
         );
+        for line in [
+            "zdr_controller_hot_swaps_total{result=\"succeeded\"} 1",
+            "zdr_controller_hot_swaps_total{result=\"failed\"} 1",
+            "zdr_controller_hot_swap_unready_seconds_bucket{le=\"1.0\"} 0",
+            "zdr_controller_hot_swap_unready_seconds_bucket{le=\"2.0\"} 1",
+        ] {
+            assert!(text.contains(line), "{line} not in {text}");
+        }
     }
 }

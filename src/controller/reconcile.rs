@@ -129,7 +129,7 @@ async fn reconcile_one(zdr: &ZeroDowntimeRollout, ctx: &Context) -> Result<Actio
     let writer = Writer::new(ctx, zdr, &ns);
 
     // Validate (pure).
-    let mut valid = match validate::validate(&zdr.spec) {
+    let valid = match validate::validate(&zdr.spec) {
         Ok(v) => v,
         Err(invalid) => return report_invalid(&writer, zdr, &prev, &invalid, now).await,
     };
@@ -149,9 +149,7 @@ async fn reconcile_one(zdr: &ZeroDowntimeRollout, ctx: &Context) -> Result<Actio
     writer
         .ensure_revision(&revs, &update_hash, &zdr.spec.template)
         .await?;
-    if let Some(stable) = stable_template(&revs, prev.stable_revision.as_deref(), &update_hash) {
-        valid.describe_hot_swap(&zdr.spec, &stable);
-    }
+    let templates = templates(&revs, &update_hash, &zdr.spec.template);
     for orphan in &obs.orphans {
         writer.adopt(orphan).await?;
     }
@@ -181,6 +179,7 @@ async fn reconcile_one(zdr: &ZeroDowntimeRollout, ctx: &Context) -> Result<Actio
         slices: &obs.slices,
         crash: analysis::crash_looping(&obs.owned, &update_hash),
         traffic,
+        templates: &templates,
     };
 
     // Analysis I/O, then the decision (pure).
@@ -199,6 +198,7 @@ async fn reconcile_one(zdr: &ZeroDowntimeRollout, ctx: &Context) -> Result<Actio
         key: &key,
         obs: &obs,
         update: &update_hash,
+        templates: &templates,
         now,
     };
     run.execute(decision, &views, wake).await
@@ -212,6 +212,7 @@ struct Run<'a> {
     key: &'a str,
     obs: &'a Observed,
     update: &'a str,
+    templates: &'a BTreeMap<String, PodTemplateSpec>,
     now: jiff::Timestamp,
 }
 
@@ -238,17 +239,17 @@ impl Run<'_> {
             report_traffic(writer, zdr, &prev, written, now).await?;
         }
         let revs: Vec<&ControllerRevision> = self.obs.revisions.iter().map(AsRef::as_ref).collect();
-        let templates = templates(&revs, self.update, &zdr.spec.template);
         let pods = execute(
             writer,
             self.ctx,
             self.key,
             self.obs,
             &decision.plan,
-            &templates,
+            self.templates,
             now,
         );
         wake.extend(pods.await?);
+        self.swap(&decision.swaps).await?;
         let mut keep: BTreeSet<String> = views.iter().filter_map(|v| v.revision.clone()).collect();
         keep.insert(self.update.to_string());
         keep.extend(decision.stable_after.clone());
@@ -266,6 +267,36 @@ impl Run<'_> {
             Some(d) => Action::requeue(d.max(Duration::from_millis(100))),
             None => Action::await_change(),
         })
+    }
+}
+
+impl Run<'_> {
+    /// Takes the decided hot-swap steps, in parallel, and counts the swaps that ended.
+    async fn swap(&self, commands: &[decide::hotswap::SwapCommand]) -> Result<()> {
+        use crate::hotswap::step::PodStep;
+        let Some(hs) = &self.zdr.spec.strategy.hot_swap else {
+            return Ok(());
+        };
+        let mut writes = Vec::new();
+        for cmd in commands {
+            let Some(pod) = self.obs.owned.iter().find(|p| p.name_any() == cmd.pod.name) else {
+                continue;
+            };
+            writes.push(async move {
+                self.writer
+                    .swap_step(pod, cmd, &hs.container, self.now)
+                    .await?;
+                match &cmd.step {
+                    PodStep::Settle {
+                        swapped: Some(d), ..
+                    } => self.ctx.metrics.hot_swap(Some(*d)),
+                    PodStep::Revert(_) => self.ctx.metrics.hot_swap(None),
+                    _ => {}
+                }
+                Ok(())
+            });
+        }
+        parallel(writes).await
     }
 }
 
@@ -353,19 +384,6 @@ async fn measure(
     Measurements {
         analysis: Some(step),
     }
-}
-
-/// The stable revision's template while an update replaces it (from the ControllerRevisions'
-/// cache); None when no update is in progress or the revision is gone.
-fn stable_template(
-    revs: &[&ControllerRevision],
-    stable: Option<&str>,
-    update: &str,
-) -> Option<PodTemplateSpec> {
-    let stable = stable.filter(|s| *s != update)?;
-    revs.iter()
-        .find(|r| r.labels().get(REVISION_LABEL).map(String::as_str) == Some(stable))
-        .and_then(|r| revisions::template_of(r))
 }
 
 /// The template of every known revision, the update's included.

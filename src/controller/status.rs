@@ -205,6 +205,7 @@ pub fn build(
         last_progress_time: Some(Time(s.last_progress)),
         aborted_revision: o.aborted.map(|(rev, _)| rev),
         analysis: o.analysis,
+        hot_swap: None,
         conditions: conditions(conds, &prev.conditions, generation, now),
     }
 }

@@ -3,11 +3,13 @@
 
 // Several `printcolumn(type_ = …)` entries read as duplicated attributes to clippy.
 mod analysis;
+pub mod hot_swap;
 #[allow(clippy::duplicated_attributes)]
 mod spec;
 mod status;
 
 pub use analysis::*;
+pub use hot_swap::{HotSwapStatus, PodSwapState, PodSwapStatus};
 pub use spec::*;
 pub use status::*;
 

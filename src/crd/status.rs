@@ -117,6 +117,11 @@ pub struct ZeroDowntimeRolloutStatus {
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub aborted_revision: Option<String>,
 
+    /// In-place swaps towards the update (or, after an abort, back to the stable revision),
+    /// with `spec.strategy.hotSwap`.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub hot_swap: Option<super::HotSwapStatus>,
+
     /// The SLO analysis of the update revision: its phase and the last measurements of each
     /// metric.
     #[serde(default, skip_serializing_if = "Option::is_none")]
@@ -173,15 +178,18 @@ pub enum AbortReason {
     CrashLooping,
     /// No progress within progressDeadlineSeconds, with progressDeadlineAbort.
     ProgressDeadline,
+    /// A pod's in-place swap failed.
+    HotSwapFailed,
 }
 
 impl AbortReason {
     /// Every reason, for parsing.
-    pub const ALL: [AbortReason; 4] = [
+    pub const ALL: [AbortReason; 5] = [
         AbortReason::User,
         AbortReason::AnalysisFailed,
         AbortReason::CrashLooping,
         AbortReason::ProgressDeadline,
+        AbortReason::HotSwapFailed,
     ];
 
     /// The condition reason.
@@ -191,6 +199,7 @@ impl AbortReason {
             AbortReason::AnalysisFailed => "AnalysisFailed",
             AbortReason::CrashLooping => "CanaryCrashLooping",
             AbortReason::ProgressDeadline => "ProgressDeadlineExceeded",
+            AbortReason::HotSwapFailed => "HotSwapFailed",
         }
     }
 
@@ -317,97 +326,5 @@ impl BlockReason {
     /// The reason a condition names, if it is one of these.
     pub fn parse(s: &str) -> Option<Self> {
         Self::ALL.into_iter().find(|r| r.as_str() == s)
-    }
-}
-
-/// The `HotSwap` condition: which path a template change takes when `spec.strategy.hotSwap` is
-/// set, and why. The controller does not drive in-place swaps yet (issue 9): pods are replaced.
-pub mod hot_swap {
-    use crate::contract::pod::{MOUNT_PATH, STATUS_PORT};
-    use crate::hotswap::{NotEligible, RenderError, Side, SwapPath};
-
-    /// The condition type.
-    pub const TYPE: &str = "HotSwap";
-    /// Reason of the `Ready` condition when the template cannot be rendered as a hot-swap pod.
-    pub const INVALID_REASON: &str = "HotSwapInvalid";
-    /// Its reason while the controller replaces pods whatever the change.
-    pub const NOT_DRIVEN_REASON: &str = "NotDrivenByController";
-
-    /// The condition's message; `change` is the path of the update in progress, if one is and
-    /// the running template is known.
-    pub fn message(container: &str, change: Option<&SwapPath>) -> String {
-        match change {
-            None => format!(
-                "in-pod hot swap of container {container:?} is not driven by this controller version: template changes replace pods (drained before deletion)"
-            ),
-            Some(SwapPath::InPlace {
-                container,
-                from_image,
-                to_image,
-            }) => format!(
-                "this update changes only the image of container {container} ({from_image} -> {to_image}): eligible for an in-place swap, which this controller version does not drive yet (issue 9): pods are replaced, drained first"
-            ),
-            Some(SwapPath::Replace(why)) => format!(
-                "this update is not eligible for an in-place swap of container {container}: {}: pods are replaced, drained first",
-                not_eligible(why)
-            ),
-        }
-    }
-
-    /// Why a template cannot be rendered as a hot-swap pod, for people (after the field path).
-    pub fn render_error(e: &RenderError) -> String {
-        match e {
-            RenderError::ContainerMissing { container } => {
-                format!("the template has no container {container}")
-            }
-            RenderError::NoCommand { .. } => "a hot-swap container needs an explicit command: zdr-agent exec wraps it, and the controller cannot read image entrypoints".into(),
-            RenderError::ExecProbe { .. } => "an exec probe would run in one slot's image only: use httpGet, tcpSocket or grpc".into(),
-            RenderError::UnknownProbePort { port, .. } => {
-                format!("the probe's port {port:?} is not a named port of the container")
-            }
-            RenderError::NoTcpPort { .. } => "a hot-swap container needs at least one TCP containerPort: the zdr-agent sidecar holds its sockets".into(),
-            RenderError::NotTcp { protocol, .. } => format!(
-                "{protocol} ports cannot be held by the zdr-agent sidecar: only TCP"
-            ),
-            RenderError::StatusPort { .. } => format!(
-                "port {STATUS_PORT} is the zdr-agent sidecar's status port in a hot-swap pod"
-            ),
-            RenderError::ContainerName { name, .. } => {
-                format!("{name:?} is the name of a container zdr adds to hot-swap pods")
-            }
-            RenderError::VolumeName { .. } => format!(
-                "{:?} is the name of the volume zdr adds to hot-swap pods",
-                crate::contract::pod::VOLUME
-            ),
-            RenderError::MountPath { path, .. } => format!(
-                "{path:?} is at or under {MOUNT_PATH}, where zdr mounts its volume in hot-swap pods"
-            ),
-            RenderError::EnvName { name, .. } => {
-                format!("{name} is set by zdr in hot-swap pods (the slot's claim)")
-            }
-        }
-    }
-
-    /// Why a change cannot be swapped in place, for people.
-    pub fn not_eligible(why: &NotEligible) -> String {
-        match why {
-            NotEligible::ContainerMissing { container, side } => {
-                let which = match side {
-                    Side::Old => "running",
-                    Side::New => "new",
-                };
-                format!("the {which} template has no container {container}")
-            }
-            NotEligible::ImageUnchanged { container } => {
-                format!("the image of container {container} does not change")
-            }
-            NotEligible::OtherContainerChanged { container } => {
-                format!("container {container} changed too")
-            }
-            NotEligible::ContainerFieldChanged { container, field } => {
-                format!("container {container}'s {field} changed")
-            }
-            NotEligible::PodFieldChanged { field } => format!("the pod's {field} changed"),
-        }
     }
 }

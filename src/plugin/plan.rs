@@ -8,7 +8,10 @@ use k8s_openapi::apimachinery::pkg::util::intstr::IntOrString;
 
 use super::describe;
 use super::validate::{ReadError, display_name, read_documents};
-use crate::crd::{CanaryStrategy, ZeroDowntimeRollout, ZeroDowntimeRolloutSpec};
+use k8s_openapi::api::core::v1::PodTemplateSpec;
+
+use crate::crd::{CanaryStrategy, ZeroDowntimeRollout, ZeroDowntimeRolloutSpec, hot_swap};
+use crate::hotswap::{SwapPath, classify};
 use crate::planner::preview::{Gate, PreviewKind, StepPreview, canary_preview};
 use crate::planner::{self, Params};
 use crate::schema::{Checked, check_document};
@@ -49,7 +52,8 @@ pub struct PlanOptions {
 
 /// Reads every ZeroDowntimeRollout in `path` (multi-document YAML, `-` = stdin), checks it as
 /// `kubectl zdr validate` does and renders its plan; refuses a manifest with any problem.
-pub fn plan_file(path: &str, opts: &PlanOptions) -> Result<String, PlanError> {
+pub fn plan_file(path: &str, opts: &PlanOptions, from: Option<&str>) -> Result<String, PlanError> {
+    let from = from.map(running_template).transpose()?;
     let docs = read_documents(path)?;
     let shown = display_name(path);
     let mut out = String::new();
@@ -73,7 +77,7 @@ pub fn plan_file(path: &str, opts: &PlanOptions) -> Result<String, PlanError> {
                 lines.join("\n  "),
             ));
         };
-        out.push_str(&plan_rollout(&zdr, opts)?);
+        out.push_str(&plan_rollout(&zdr, opts, from.as_ref())?);
     }
     if out.is_empty() {
         return Err(PlanError::NoRollout(shown.into(), others.join("\n  ")));
@@ -81,8 +85,30 @@ pub fn plan_file(path: &str, opts: &PlanOptions) -> Result<String, PlanError> {
     Ok(out)
 }
 
-/// The plan of one rollout, as text.
-pub fn plan_rollout(zdr: &ZeroDowntimeRollout, opts: &PlanOptions) -> Result<String, PlanError> {
+/// The template of the first ZeroDowntimeRollout in `path`: the manifest applied now, which
+/// says whether a change is swapped in place.
+fn running_template(path: &str) -> Result<PodTemplateSpec, PlanError> {
+    let shown = display_name(path);
+    for doc in read_documents(path)? {
+        if let Checked::Rollout {
+            rollout: Some(z), ..
+        } = check_document(&doc)
+        {
+            return Ok(z.spec.template);
+        }
+    }
+    Err(PlanError::NoRollout(
+        format!("{shown} (--from)"),
+        "the running manifest must hold a valid ZeroDowntimeRollout".into(),
+    ))
+}
+
+/// The plan of one rollout, as text; `from` is the running template, when known.
+pub fn plan_rollout(
+    zdr: &ZeroDowntimeRollout,
+    opts: &PlanOptions,
+    from: Option<&PodTemplateSpec>,
+) -> Result<String, PlanError> {
     let name = zdr
         .metadata
         .name
@@ -126,7 +152,10 @@ pub fn plan_rollout(zdr: &ZeroDowntimeRollout, opts: &PlanOptions) -> Result<Str
         params.max_pods(),
         spec.min_ready_seconds
     );
-    notices(&mut out, &valid);
+    notices(&mut out, &valid, spec, from);
+    if in_place(&mut out, spec, &valid, from) {
+        return Ok(out);
+    }
     if let Some(a) = &spec.analysis {
         let names: Vec<&str> = a.metrics.iter().map(|m| m.name.as_str()).collect();
         let _ = writeln!(
@@ -189,12 +218,73 @@ pub fn plan_rollout(zdr: &ZeroDowntimeRollout, opts: &PlanOptions) -> Result<Str
     Ok(out)
 }
 
-/// The parts of the spec the controller accepts but does not fully act on (a `hotSwap` block),
-/// in the words of the condition it sets.
-fn notices(out: &mut String, valid: &Valid) {
+/// The conditions the controller sets from the spec alone (`HotSwap`), in their words; with
+/// `hotSwap` and the running template, which path this change takes and why.
+fn notices(
+    out: &mut String,
+    valid: &Valid,
+    spec: &ZeroDowntimeRolloutSpec,
+    from: Option<&PodTemplateSpec>,
+) {
     for n in &valid.notices {
-        let _ = writeln!(out, "  {}: {}", n.type_, n.message);
+        let message = match (&spec.strategy.hot_swap, from) {
+            (Some(hs), Some(old)) if n.type_ == hot_swap::TYPE => {
+                match crate::hotswap::refusal(spec, valid.max_unavailable) {
+                    Some((_, why)) => hot_swap::replace_message(&hs.container, &why),
+                    None => match classify(old, &spec.template, &hs.container) {
+                        SwapPath::InPlace {
+                            container,
+                            from_image,
+                            to_image,
+                        } => format!(
+                            "this change swaps container {container} in place ({from_image} -> {to_image}): no pod is created or deleted"
+                        ),
+                        SwapPath::Replace(why) => {
+                            hot_swap::replace_message(&hs.container, &hot_swap::not_eligible(&why))
+                        }
+                    },
+                }
+            }
+            (Some(_), None) if n.type_ == hot_swap::TYPE && n.reason != "Ready" => {
+                n.message.clone()
+            }
+            (Some(_), None) if n.type_ == hot_swap::TYPE => format!(
+                "{}; pass --from FILE (the manifest applied now) to see which path this change takes",
+                n.message
+            ),
+            _ => n.message.clone(),
+        };
+        let _ = writeln!(out, "  {}: {message}", n.type_);
     }
+}
+
+/// With `hotSwap` and a change swapped in place, its waves instead of the replacement
+/// timeline; false when pods are replaced.
+fn in_place(
+    out: &mut String,
+    spec: &ZeroDowntimeRolloutSpec,
+    valid: &Valid,
+    from: Option<&PodTemplateSpec>,
+) -> bool {
+    let (Some(hs), Some(old)) = (&spec.strategy.hot_swap, from) else {
+        return false;
+    };
+    if crate::hotswap::refusal(spec, valid.max_unavailable).is_some()
+        || !matches!(
+            classify(old, &spec.template, &hs.container),
+            SwapPath::InPlace { .. }
+        )
+    {
+        return false;
+    }
+    let per_wave = valid.max_unavailable.min(spec.replicas).max(1);
+    let waves = (spec.replicas + per_wave - 1) / per_wave;
+    let _ = writeln!(
+        out,
+        "  in place: {waves} wave(s) of at most {per_wave} pod(s) (maxUnavailable), each out of endpoints while its idle slot restarts with the new image, then serving the new version once it said READY=1; the old version drains for up to {}s",
+        hs.drain_timeout_seconds
+    );
+    true
 }
 
 /// The router a canary's weights go through, for people.
@@ -246,7 +336,7 @@ fn plan_canary(
         r + valid.max_surge,
         (r - valid.max_unavailable).max(0)
     );
-    notices(&mut out, valid);
+    notices(&mut out, valid, spec, None);
     if spec.paused {
         let _ = writeln!(
             out,
@@ -340,6 +430,7 @@ mod tests {
                 6,
             ),
             &PlanOptions::default(),
+            None,
         )
         .unwrap();
         assert!(
@@ -377,13 +468,13 @@ mod tests {
             }))
             .unwrap(),
         );
-        let out = plan_rollout(&z, &PlanOptions::default()).unwrap();
+        let out = plan_rollout(&z, &PlanOptions::default(), None).unwrap();
         assert!(
             out.contains("analysis of the new revision: error-rate every 30s, first after 60s, until the update completes"),
             "{out}"
         );
         z.spec.analysis.as_mut().unwrap().metrics[0].success_condition = Some("result <".into());
-        let e = plan_rollout(&z, &PlanOptions::default())
+        let e = plan_rollout(&z, &PlanOptions::default(), None)
             .unwrap_err()
             .to_string();
         assert!(e.contains("InvalidAnalysis"), "{e}");
@@ -408,7 +499,7 @@ mod tests {
             }))
             .unwrap(),
         );
-        let out = plan_rollout(&z, &PlanOptions::default()).unwrap();
+        let out = plan_rollout(&z, &PlanOptions::default(), None).unwrap();
         let expect = [
             "rollout web: canary of 10 replicas, stable Service s, canary Service c, traffic split by HTTPRoute web (Gateway API)",
             "  maxSurge 25% -> 3 pod(s), maxUnavailable 0 -> 0 pod(s): pods never exceed 13, available pods never fall below 10; a weight rises only once the canary pods it needs are available",
@@ -441,6 +532,7 @@ mod tests {
                 4,
             ),
             &PlanOptions::default(),
+            None,
         )
         .unwrap();
         assert!(
@@ -468,6 +560,7 @@ mod tests {
                 4,
             ),
             &PlanOptions::default(),
+            None,
         )
         .unwrap_err()
         .to_string();
@@ -480,7 +573,7 @@ mod tests {
         std::fs::create_dir_all(&dir).unwrap();
         let f = dir.join("bad.yaml");
         std::fs::write(&f, "kind: ConfigMap\n").unwrap();
-        let err = plan_file(f.to_str().unwrap(), &PlanOptions::default())
+        let err = plan_file(f.to_str().unwrap(), &PlanOptions::default(), None)
             .unwrap_err()
             .to_string();
         assert!(
@@ -490,7 +583,7 @@ mod tests {
             "{err}"
         );
         assert!(
-            plan_file("/nonexistent.yaml", &PlanOptions::default())
+            plan_file("/nonexistent.yaml", &PlanOptions::default(), None)
                 .unwrap_err()
                 .to_string()
                 .contains("cannot read")

@@ -108,6 +108,7 @@ pub fn render_status(z: &ZeroDowntimeRollout, pods: &[RevisionPods]) -> String {
         None => Vec::new(),
     };
     render_pods(&mut out, &st, pods);
+    render_hot_swap(&mut out, &st);
     let _ = writeln!(out, "Conditions:");
     for c in &st.conditions {
         let _ = writeln!(
@@ -284,6 +285,38 @@ fn render_pods(out: &mut String, st: &ZeroDowntimeRolloutStatus, pods: &[Revisio
         })
         .collect();
     let _ = writeln!(out, "Pods:        {}", parts.join(", "));
+}
+
+/// The path updates take with `hotSwap` (the `HotSwap` condition), and the swap in progress:
+/// counts, the longest time a pod was out of endpoints, and each pod swapping or failed.
+fn render_hot_swap(out: &mut String, st: &ZeroDowntimeRolloutStatus) {
+    let Some(c) = st
+        .conditions
+        .iter()
+        .find(|c| c.type_ == crate::crd::hot_swap::TYPE)
+    else {
+        return;
+    };
+    let _ = writeln!(out, "Hot swap:    {}: {}", c.reason, c.message);
+    let Some(h) = &st.hot_swap else {
+        return;
+    };
+    if let Some(ms) = h.max_unready_milliseconds {
+        let _ = writeln!(
+            out,
+            "             longest out of endpoints: {:.1}s",
+            ms as f64 / 1000.0
+        );
+    }
+    for p in &h.pods {
+        let _ = writeln!(
+            out,
+            "  {:<24} {:<9} {}",
+            p.name,
+            format!("{:?}", p.state),
+            p.message.as_deref().unwrap_or_default()
+        );
+    }
 }
 
 /// The reason of the Paused condition, when it is True.

@@ -240,3 +240,27 @@ fn a_blocked_rollout_says_what_holds_it() {
     let out = render_status(&rollout(json!({}), blocked("False")), &[]);
     assert!(!out.contains("Blocked: "), "{out}");
 }
+
+#[test]
+fn a_hot_swap_in_progress_shows_its_counts_and_the_pods_swapping_or_failed() {
+    let z = rollout(
+        json!({"rolling": {"maxUnavailable": 1}, "hotSwap": {"container": "app"}}),
+        json!({"phase": "Progressing", "stableRevision": "aaa", "updateRevision": "bbb",
+            "hotSwap": {"revision": "bbb", "pending": 6, "swapping": 1, "swapped": 2, "failed": 1,
+                "maxUnreadyMilliseconds": 1250,
+                "pods": [
+                    {"name": "web-x", "state": "Failed", "message": "the new container is in ImagePullBackOff"},
+                    {"name": "web-y", "state": "Swapping", "message": "slot b restarting since 2026-06-01T12:00:00Z"}]},
+            "conditions": [{"type": "HotSwap", "status": "True", "reason": "InPlace",
+                "message": "swapping container app in place to web:2: 2 swapped, 1 swapping, 6 pending, 1 failed",
+                "lastTransitionTime": "2026-06-01T12:00:00Z"}]}),
+    );
+    let out = render_status(&z, &[]);
+    assert!(
+        out.contains("Hot swap:    InPlace: swapping container app in place to web:2: 2 swapped, 1 swapping, 6 pending, 1 failed\n             longest out of endpoints: 1.2s\n  web-x                    Failed    the new container is in ImagePullBackOff\n  web-y                    Swapping  slot b restarting since 2026-06-01T12:00:00Z\n"),
+        "{out}"
+    );
+    // Without the condition (no hotSwap), nothing.
+    let plain = rollout(json!({}), json!({"phase": "Healthy"}));
+    assert!(!render_status(&plain, &[]).contains("Hot swap:"));
+}

@@ -137,6 +137,7 @@ fn decided(s: Scene<'_>) -> ZeroDowntimeRolloutStatus {
         slices: &[],
         crash: None,
         traffic: s.traffic,
+        templates: &std::collections::BTreeMap::new(),
     };
     let m = Measurements {
         analysis: s.analysis,

@@ -236,6 +236,7 @@ fn finish(
             min_available,
             stable_after: stable_after.clone(),
             held,
+            hot_swap: None,
             canary: Some({
                 let step = if b.aborted.is_some() { 0 } else { plan.step };
                 // Moving forward, the step machine tracks the start; retiring plans with `now`.
@@ -259,6 +260,7 @@ fn finish(
         wake,
         stable_after,
         status,
+        swaps: Vec::new(),
     }
 }
 

@@ -4,6 +4,7 @@
 //! status to write. No Kubernetes I/O: the reconcile fetches before and executes after.
 
 mod canary;
+pub(crate) mod hotswap;
 mod rolling;
 #[cfg(test)]
 mod tests;
@@ -51,6 +52,9 @@ pub struct Snapshot<'a> {
     /// What the router and the Services carry now (canary with a stable revision only), as
     /// read from them; None: not read.
     pub traffic: Option<Applied>,
+    /// The template of every known revision (from the ControllerRevisions), the update's
+    /// included.
+    pub templates: &'a BTreeMap<String, k8s_openapi::api::core::v1::PodTemplateSpec>,
 }
 
 /// What the analysis I/O measured this reconcile.
@@ -101,6 +105,8 @@ pub struct Decision {
     pub stable_after: Option<String>,
     /// The status to write once the actions are done.
     pub status: ZeroDowntimeRolloutStatus,
+    /// In-place swap writes (rolling strategy with `hotSwap`), after the pod actions.
+    pub swaps: Vec<hotswap::SwapCommand>,
 }
 
 /// Whether the background analysis of the update revision runs this reconcile, and whether it
@@ -426,7 +432,14 @@ pub(crate) fn status(
                 .valid
                 .notices
                 .iter()
-                .map(|n| Cond::new(n.type_, "False", n.reason, n.message.clone()))
+                .map(
+                    |n| match (&o.hot_swap, n.type_ == crate::crd::hot_swap::TYPE) {
+                        (Some((reason, message)), true) => {
+                            Cond::new(n.type_, reason.status(), reason.as_str(), message.clone())
+                        }
+                        _ => Cond::new(n.type_, n.status, n.reason, n.message.clone()),
+                    },
+                )
                 .collect(),
             held: o
                 .held
@@ -472,6 +485,8 @@ pub(crate) struct Outcome<'a> {
     pub held: Option<(HoldReason, String)>,
     /// The canary's step and traffic after this observation.
     pub canary: Option<CanaryFields>,
+    /// The `HotSwap` condition, when the strategy decided it.
+    pub hot_swap: Option<(crate::crd::hot_swap::Reason, String)>,
 }
 
 /// The canary's part of status.

@@ -3,15 +3,24 @@
 
 use jiff::Timestamp;
 
+use super::hotswap::{self, Path, Swaps};
 use super::{
     Basis, Decision, Outcome, Snapshot, abort_now, analysis_waiting, deadline, params, progress,
 };
+use crate::crd::hot_swap::{self as words, Reason};
 use crate::crd::{AbortReason, Phase};
 use crate::planner::{self, Summary};
 
 /// Decides a rolling update (and a canary's first rollout, which has nothing to compare with).
 pub(super) fn decide(s: &Snapshot, b: &mut Basis, now: Timestamp) -> Decision {
-    let (mut prm, mut plan, mut summary) = waves(s, b, now);
+    let (mut prm, mut plan, mut summary, mut swaps) = waves(s, b, now);
+    if let Some((pod, why)) = swaps.as_ref().and_then(|w| w.failures.first())
+        && b.abortable
+        && b.aborted.is_none()
+    {
+        abort_now(b, AbortReason::HotSwapFailed, words::abort_note(pod, why));
+        (prm, plan, summary, swaps) = waves(s, b, now);
+    }
     if summary.deadline_exceeded
         && s.spec.progress_deadline_abort
         && b.abortable
@@ -19,7 +28,7 @@ pub(super) fn decide(s: &Snapshot, b: &mut Basis, now: Timestamp) -> Decision {
     {
         let why = format!("no progress for {}s", deadline(s.spec).as_secs());
         abort_now(b, AbortReason::ProgressDeadline, why);
-        (prm, plan, summary) = waves(s, b, now);
+        (prm, plan, summary, swaps) = waves(s, b, now);
     }
     if let (Some((_, message)), None) = (&b.held, &b.aborted) {
         summary.message = format!("{}; {message}", summary.message);
@@ -44,7 +53,7 @@ pub(super) fn decide(s: &Snapshot, b: &mut Basis, now: Timestamp) -> Decision {
         .into_iter()
         .flatten()
         .min();
-    let status = super::status(
+    let mut status = super::status(
         s,
         b,
         Outcome {
@@ -55,29 +64,74 @@ pub(super) fn decide(s: &Snapshot, b: &mut Basis, now: Timestamp) -> Decision {
             stable_after: stable_after.clone(),
             held: None,
             canary: None,
+            hot_swap: swaps.as_ref().map(|w| w.condition.clone()),
         },
         now,
     );
+    let (commands, events) = match swaps {
+        Some(w) => {
+            status.hot_swap = w.status;
+            (w.commands, w.notes)
+        }
+        None => Default::default(),
+    };
     Decision {
         target: prm.target_revision.clone(),
         plan,
         traffic: None,
         abort: None,
-        events: Vec::new(),
+        events,
         wake,
         stable_after,
         status,
+        swaps: commands,
     }
 }
 
-/// The waves towards the target (the stable revision after an abort) and their summary.
-fn waves(s: &Snapshot, b: &Basis, now: Timestamp) -> (planner::Params, planner::Plan, Summary) {
+/// The waves towards the target (the stable revision after an abort), their summary, and with
+/// `hotSwap` the path the update takes and its swaps.
+fn waves(
+    s: &Snapshot,
+    b: &Basis,
+    now: Timestamp,
+) -> (planner::Params, planner::Plan, Summary, Option<Swaps>) {
     let target = match (&b.aborted, &b.stable) {
         (Some(_), Some(stable)) => stable.clone(),
         _ => s.update.to_string(),
     };
     let prm = params(s, b, &target);
-    let plan = planner::plan(&prm, s.pods, now);
+    let container = s
+        .spec
+        .strategy
+        .hot_swap
+        .as_ref()
+        .map(|h| h.container.clone());
+    let (plan, swaps) = match (hotswap::path(s, &target, now), container) {
+        (Some(Path::InPlace(ip)), Some(c)) => {
+            let mut w = hotswap::swaps(s, &ip, &target, prm.paused, now);
+            let mut plan = planner::plan(&prm, &w.views, now);
+            plan.counts.updated = w.updated;
+            plan.counts.updated_available = w.updated_available;
+            plan.complete &= w.done;
+            w.condition = (
+                Reason::InPlace,
+                words::in_place_message(&c, &ip.image, w.status.as_ref()),
+            );
+            (plan, Some(w))
+        }
+        (Some(path), Some(c)) => {
+            let condition = match path {
+                Path::Replace(reason, why) => (reason, words::replace_message(&c, &why)),
+                _ => (Reason::Ready, words::ready_message(&c)),
+            };
+            let w = Swaps {
+                condition,
+                ..Swaps::default()
+            };
+            (planner::plan(&prm, s.pods, now), Some(w))
+        }
+        _ => (planner::plan(&prm, s.pods, now), None),
+    };
     let summary = planner::summarize(
         &prm,
         &plan,
@@ -86,5 +140,5 @@ fn waves(s: &Snapshot, b: &Basis, now: Timestamp) -> (planner::Params, planner::
         b.aborted.as_ref().map(|(r, _)| r.as_str()),
         now,
     );
-    (prm, plan, summary)
+    (prm, plan, summary, swaps)
 }

@@ -98,6 +98,7 @@ fn run(
         slices: &[],
         crash: None,
         traffic: Some(traffic),
+        templates: &std::collections::BTreeMap::new(),
     };
     decide(&s, &Measurements::default(), now)
 }
@@ -390,6 +391,7 @@ fn a_first_rollout_has_no_steps_and_points_both_services_at_it() {
         slices: &[],
         crash: None,
         traffic: None,
+        templates: &std::collections::BTreeMap::new(),
     };
     let d = decide(&s, &Measurements::default(), t(0));
     assert_eq!(
@@ -503,6 +505,7 @@ fn an_analysis_step_restarts_the_run_and_passes_on_measurements_taken_since() {
             slices: &[],
             crash: None,
             traffic: None,
+            templates: &std::collections::BTreeMap::new(),
         };
         analysis_run(&s)
     };

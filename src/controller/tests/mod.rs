@@ -27,6 +27,8 @@ use crate::crd::ZeroDowntimeRollout;
 use crate::revision::template_hash;
 
 const NOW: &str = "2026-06-01T12:00:00Z";
+/// The agent image the mocked controller is configured with.
+const AGENT_IMAGE: &str = "zdr-agent:test";
 
 struct Verifier(Handle<Request<Body>, Response<Body>>);
 
@@ -181,7 +183,7 @@ fn build(
             Metrics::register(&mut Registry::default()),
             Settings {
                 endpoint_propagation: Duration::from_secs(5),
-                ..Settings::default()
+                agent: crate::hotswap::AgentImage::new(AGENT_IMAGE),
             },
         )
         .with_providers(providers),
@@ -333,3 +335,4 @@ mod hotswap_render;
 mod restart;
 mod rolling;
 mod stuck;
+mod swap;
