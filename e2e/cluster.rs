@@ -263,6 +263,11 @@ fn start_controller(ns: &str, kubeconfig: &std::path::Path) -> Controller {
         .args(["--namespace", ns])
         .args(["--endpoint-propagation-seconds", "1"])
         .args(["--log-format", "text"])
+        .args(
+            std::env::var("ZDR_E2E_AGENT_IMAGE")
+                .map(|i| vec!["--agent-image".to_string(), i])
+                .unwrap_or_default(),
+        )
         .env(
             "RUST_LOG",
             std::env::var("RUST_LOG").unwrap_or_else(|_| "info,zdr=debug".into()),
@@ -309,7 +314,7 @@ impl TestEnv {
         (pod_events, zdr_events)
     }
 
-    fn api(&self) -> Api<ZeroDowntimeRollout> {
+    pub fn api(&self) -> Api<ZeroDowntimeRollout> {
         Api::namespaced(self.client.clone(), &self.ns)
     }
 

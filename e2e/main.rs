@@ -1,7 +1,7 @@
 //! End-to-end tests of zdr against a real Kubernetes cluster (kind, k3d, the local control plane
 //! of `../shared/k8s`, any conformant one): rolling update and rollback under the
 //! surge/availability bounds, `paused`, the chart's namespaced RBAC, the progress deadline, an update aborted by its SLO
-//! analysis, and canaries through a Gateway API HTTPRoute. See docs/e2e.md.
+//! analysis, canaries through a Gateway API HTTPRoute, and hot swaps inside running pods. See docs/e2e.md.
 //!
 //! They run only when `KUBECONFIG` names a reachable cluster; otherwise each test prints
 //! `SKIPPED: no cluster: <why>` and passes, unless `ZDR_REQUIRE_CLUSTER=1` makes that a failure.
@@ -24,7 +24,9 @@ mod cluster;
 mod deadline;
 mod examples;
 mod gateway;
+mod hotswap;
 mod hotswap_render;
+mod hotswap_traffic;
 mod istio;
 mod namespaces;
 mod paused;
@@ -95,6 +97,9 @@ fn tests() -> Vec<Test> {
         on_cluster!(canary_chaos::canary_scaled_mid_way_keeps_the_rules),
         on_cluster!(canary_chaos::canary_through_an_istio_virtualservice),
         on_cluster!(deadline::progress_deadline_marks_the_rollout_degraded),
+        on_cluster!(hotswap::hot_swap_updates_pods_in_place_through_a_controller_restart_and_back),
+        on_cluster!(hotswap::a_new_version_that_cannot_start_is_reverted_in_place_and_aborts),
+        on_cluster!(hotswap_traffic::traffic_hot_swap_through_a_service_drops_nothing),
         on_cluster!(examples::the_api_server_accepts_every_example_and_rejects_both_zero),
         on_cluster!(hotswap_render::hot_swap_pods_are_admitted_under_restricted_and_turn_ready),
         on_cluster!(namespaces::namespaced_rbac_manages_its_namespace_and_leaves_others_alone),
@@ -133,7 +138,9 @@ fn every_test_function_is_listed() {
         "canary_chaos",
         "deadline",
         "examples",
+        "hotswap",
         "hotswap_render",
+        "hotswap_traffic",
         "namespaces",
         "paused",
         "restart",

@@ -97,6 +97,9 @@ enum Cmd {
     /// The demo HTTP app (used by `zdr demo`, the benchmark and tests).
     #[command(hide = true)]
     DemoApp(demoapp::DemoAppConfig),
+    /// The load generator, printing one JSON line (the e2e traffic tests run it in a pod).
+    #[command(hide = true)]
+    Load(zdr::demo::loadgen::LoadArgs),
     /// Internal: the exec shim (sets LISTEN_PID to its own pid, then execs the app).
     #[command(name = "__shim", hide = true)]
     Shim {
@@ -263,6 +266,16 @@ fn main() -> ExitCode {
                 Err(e) => {
                     eprintln!("demo-app: {e}");
                     ExitCode::FAILURE
+                }
+            },
+            Cmd::Load(args) => match zdr::demo::loadgen::run_args(&args).await {
+                Ok(line) => {
+                    println!("{line}");
+                    ExitCode::SUCCESS
+                }
+                Err(e) => {
+                    eprintln!("zdr-agent load: {e}");
+                    ExitCode::from(2)
                 }
             },
             Cmd::Shim { .. } => ExitCode::FAILURE,

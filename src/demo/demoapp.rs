@@ -21,8 +21,9 @@ use crate::agent::{fds, notify, sockets};
 /// Settings of the demo app; also its command line (`zdr-agent demo-app`).
 #[derive(Clone, Debug, clap::Args)]
 pub struct DemoAppConfig {
-    /// Value of the `X-Version` header and of the body.
-    #[arg(long, default_value = "v1")]
+    /// Value of the `X-Version` header and of the body (under `zdr-agent exec`, the slot's
+    /// version label, `ZDR_VERSION`).
+    #[arg(long, env = "ZDR_VERSION", default_value = "v1")]
     pub version: String,
     /// Signal that starts the drain.
     #[arg(long, default_value = "SIGTERM", value_parser = crate::agent::cli::parse_signal)]

@@ -335,3 +335,54 @@ impl Load {
 pub async fn run(cfg: LoadConfig) -> LoadReport {
     Load::start(cfg).finish().await
 }
+
+/// `zdr-agent load`: the load generator against a host name or address, for the e2e traffic
+/// tests that run it in a pod of the cluster (through a Service) and read its one-line report.
+#[derive(Clone, Debug, clap::Args)]
+pub struct LoadArgs {
+    /// `host:port` (a Service name resolves once, at start).
+    #[arg(long)]
+    pub target: String,
+    /// How long to send.
+    #[arg(long, default_value = "30s", value_parser = crate::agent::cli::parse_duration)]
+    pub duration: Duration,
+    /// Concurrent clients (half new connection per request, half keep-alive).
+    #[arg(long, default_value_t = 8)]
+    pub workers: usize,
+    /// Most requests in all.
+    #[arg(long, default_value_t = 1_000_000)]
+    pub max_requests: u64,
+    /// Wait before starting (for the Service's endpoints to reach the node).
+    #[arg(long, default_value = "0s", value_parser = crate::agent::cli::parse_duration)]
+    pub delay: Duration,
+}
+
+/// Runs `args` and returns the report as one JSON line: requests, ok, failed, reset, the
+/// versions seen and the first errors.
+pub async fn run_args(args: &LoadArgs) -> Result<String, String> {
+    let addr = tokio::net::lookup_host(&args.target)
+        .await
+        .map_err(|e| format!("cannot resolve {}: {e}", args.target))?
+        .next()
+        .ok_or_else(|| format!("{} resolves to no address", args.target))?;
+    tokio::time::sleep(args.delay).await;
+    let report = run(LoadConfig {
+        addr,
+        workers: args.workers,
+        duration: args.duration,
+        max_requests: args.max_requests,
+        pause: Duration::from_millis(5),
+        timeout: Duration::from_secs(5),
+    })
+    .await;
+    let line = serde_json::json!({
+        "target": args.target,
+        "requests": report.requests(),
+        "ok": report.count(Outcome::Ok),
+        "failed": report.count(Outcome::Failed),
+        "reset": report.count(Outcome::Reset),
+        "versions": report.versions,
+        "errors": report.errors.iter().take(5).collect::<Vec<_>>(),
+    });
+    Ok(line.to_string())
+}

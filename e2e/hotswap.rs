@@ -1,0 +1,233 @@
+//! e2e: hot swaps on a real cluster. An image-only update is swapped inside the running pods
+//! (same names and UIDs, nothing created or deleted, at most maxUnavailable pods out of
+//! traffic at any time, the revision label kept current, one Event pair per pod), through a
+//! controller killed mid-swap; the way back re-uses the idle slot after parking it. A new
+//! version that cannot come up is reverted in its pod and the rollout aborts, back to the old
+//! version in the same pods.
+
+use std::collections::BTreeMap;
+use std::time::Duration;
+
+use k8s_openapi::api::core::v1::Pod;
+use k8s_openapi::api::events::v1::Event;
+use kube::api::ListParams;
+use kube::{Api, ResourceExt};
+use serde_json::{Value, json};
+use zdr::contract::pod::{ACTIVE_SLOT_ANNOTATION, SLOT_B_CONTAINER};
+use zdr::crd::{Phase, REVISION_LABEL, ZeroDowntimeRollout};
+
+use crate::cluster::{containers_patch, healthy, image_v1, image_v2, setup};
+
+/// A container the agent can wrap: an explicit command, a network readiness probe.
+fn swappable(image: &str) -> Value {
+    json!({
+        "name": "app",
+        "image": image,
+        "command": ["/agnhost", "netexec", "--http-port=8080"],
+        "ports": [{"name": "http", "containerPort": 8080}],
+        "readinessProbe": {"httpGet": {"path": "/", "port": "http"}, "periodSeconds": 1},
+        "resources": {"requests": {"cpu": "5m", "memory": "16Mi"}}
+    })
+}
+
+fn spec() -> Value {
+    json!({"strategy": {"rolling": {"maxSurge": 0, "maxUnavailable": 1},
+                        "hotSwap": {"container": "app", "drainTimeoutSeconds": 5}},
+           "progressDeadlineSeconds": 120})
+}
+
+/// The rollout's pods by name: (uid, revision label, active slot, slot b's image).
+async fn pods(api: &Api<Pod>, name: &str) -> BTreeMap<String, (String, String, String, String)> {
+    let list = api
+        .list(&ListParams::default().labels(&format!("app={name}")))
+        .await
+        .expect("list pods");
+    list.items
+        .iter()
+        .map(|p| {
+            let b = p
+                .spec
+                .as_ref()
+                .and_then(|s| s.containers.iter().find(|c| c.name == SLOT_B_CONTAINER))
+                .and_then(|c| c.image.clone())
+                .unwrap_or_default();
+            (
+                p.name_any(),
+                (
+                    p.uid().unwrap_or_default(),
+                    p.labels().get(REVISION_LABEL).cloned().unwrap_or_default(),
+                    p.annotations()
+                        .get(ACTIVE_SLOT_ANNOTATION)
+                        .cloned()
+                        .unwrap_or_default(),
+                    b,
+                ),
+            )
+        })
+        .collect()
+}
+
+/// Pods of `name` whose Ready condition is not True.
+async fn not_ready(api: &Api<Pod>, name: &str) -> usize {
+    let list = api
+        .list(&ListParams::default().labels(&format!("app={name}")))
+        .await
+        .expect("list pods");
+    list.items
+        .iter()
+        .filter(|p| {
+            !p.status
+                .as_ref()
+                .and_then(|s| s.conditions.as_ref())
+                .is_some_and(|c| c.iter().any(|c| c.type_ == "Ready" && c.status == "True"))
+        })
+        .count()
+}
+
+/// Events of the namespace with `reason`.
+async fn events(env: &crate::cluster::TestEnv, reason: &str) -> Vec<Event> {
+    let api: Api<Event> = Api::namespaced(env.client.clone(), &env.ns);
+    let list = api.list(&ListParams::default()).await.expect("events");
+    list.items
+        .into_iter()
+        .filter(|e| e.reason.as_deref() == Some(reason))
+        .collect()
+}
+
+/// Samples the pods every 200 ms until the rollout is Healthy at `generation`; returns the
+/// most pods seen not Ready at once.
+async fn most_unready(
+    env: &mut crate::cluster::TestEnv,
+    name: &str,
+    generation: i64,
+) -> (ZeroDowntimeRollout, usize) {
+    let api: Api<Pod> = Api::namespaced(env.client.clone(), &env.ns);
+    let rollouts = env.api();
+    let mut most = 0;
+    for _ in 0..1500 {
+        most = most.max(not_ready(&api, name).await);
+        if let Some(z) = rollouts.get_opt(name).await.expect("get rollout")
+            && healthy(&z, generation)
+        {
+            return (z, most);
+        }
+        tokio::time::sleep(Duration::from_millis(200)).await;
+    }
+    let z = env
+        .wait_until(name, "Healthy", |z| healthy(z, generation))
+        .await;
+    (z, most)
+}
+
+pub async fn hot_swap_updates_pods_in_place_through_a_controller_restart_and_back() {
+    let Some(mut env) = setup("hotswap").await else {
+        return;
+    };
+    let name = "swap";
+    let z = crate::cluster::rollout(name, 3, swappable(&image_v1()), spec());
+    let generation = env.create(&z).await;
+    let first = env
+        .wait_until(name, "Healthy at the first revision", |z| {
+            healthy(z, generation)
+        })
+        .await;
+    let stable = first.status.and_then(|s| s.update_revision).unwrap();
+    let api: Api<Pod> = Api::namespaced(env.client.clone(), &env.ns);
+    let before = pods(&api, name).await;
+    assert_eq!(before.len(), 3);
+    for (pod, (_, rev, active, b)) in &before {
+        assert_eq!((rev, active.as_str()), (&stable, "a"), "{pod}");
+        assert_ne!(b, &image_v1(), "{pod}: slot b starts parked");
+    }
+
+    // Image only: swapped in place. Kill the controller once a swap is under way.
+    let generation = env.patch(name, &containers_patch(swappable(&image_v2()))).await;
+    env.wait_until(name, "a swap under way", |z| {
+        z.status
+            .as_ref()
+            .and_then(|s| s.hot_swap.as_ref())
+            .is_some_and(|h| h.swapping + h.swapped >= 1)
+    })
+    .await;
+    env.restart_controller().await;
+    let (done, most) = most_unready(&mut env, name, generation).await;
+    let update = done.status.and_then(|s| s.update_revision).unwrap();
+    assert_ne!(update, stable);
+    assert!(most <= 1, "{most} pods out of traffic at once; maxUnavailable is 1");
+    let after = pods(&api, name).await;
+    assert_eq!(
+        after.keys().collect::<Vec<_>>(),
+        before.keys().collect::<Vec<_>>(),
+        "no pod created or deleted"
+    );
+    for (pod, (uid, rev, active, b)) in &after {
+        assert_eq!(uid, &before[pod].0, "{pod} kept its UID");
+        assert_eq!((rev, active.as_str(), b), (&update, "b", &image_v2()), "{pod}");
+    }
+    assert_eq!(events(&env, "HotSwapStarted").await.len(), 3);
+    let succeeded = events(&env, "HotSwapSucceeded").await;
+    assert_eq!(succeeded.len(), 3, "{succeeded:?}");
+
+    // Back to v1: slot a still holds v1, so it is parked first, then swapped into.
+    let generation = env.patch(name, &containers_patch(swappable(&image_v1()))).await;
+    let (back, most) = most_unready(&mut env, name, generation).await;
+    assert!(most <= 1, "{most} pods out of traffic at once");
+    assert_eq!(back.status.and_then(|s| s.update_revision), Some(stable.clone()));
+    for (pod, (uid, rev, active, _)) in &pods(&api, name).await {
+        assert_eq!(uid, &before[pod].0, "{pod} kept its UID");
+        assert_eq!((rev, active.as_str()), (&stable, "a"), "{pod}");
+    }
+    env.teardown().await;
+}
+
+pub async fn a_new_version_that_cannot_start_is_reverted_in_place_and_aborts() {
+    let Some(mut env) = setup("hotswap-fail").await else {
+        return;
+    };
+    let name = "swapfail";
+    let z = crate::cluster::rollout(name, 2, swappable(&image_v1()), spec());
+    let generation = env.create(&z).await;
+    let first = env
+        .wait_until(name, "Healthy at the first revision", |z| {
+            healthy(z, generation)
+        })
+        .await;
+    let stable = first.status.and_then(|s| s.update_revision).unwrap();
+    let api: Api<Pod> = Api::namespaced(env.client.clone(), &env.ns);
+    let before = pods(&api, name).await;
+
+    // A tag no registry has: a real kubelet cannot pull it, the simulated one crash-loops it
+    // (its tag says `crash`).
+    let broken = format!("{}-zdr-e2e-crash", image_v1());
+    env.patch(name, &containers_patch(swappable(&broken))).await;
+    let aborted = env
+        .wait_until(name, "Aborted (HotSwapFailed)", |z| {
+            z.status.as_ref().is_some_and(|s| {
+                s.phase == Some(Phase::Aborted)
+                    && s.conditions
+                        .iter()
+                        .any(|c| c.type_ == "Aborted" && c.reason == "HotSwapFailed")
+            })
+        })
+        .await;
+    let message = aborted.status.and_then(|s| s.message).unwrap_or_default();
+    assert!(message.contains("HotSwapFailed"), "{message}");
+    // Back on the old version in the same pods, every pod Ready.
+    let mut settled = false;
+    for _ in 0..600 {
+        let now = pods(&api, name).await;
+        settled = now.len() == 2
+            && now.iter().all(|(pod, (uid, rev, active, _))| {
+                uid == &before[pod].0 && rev == &stable && active == "a"
+            })
+            && not_ready(&api, name).await == 0;
+        if settled {
+            break;
+        }
+        tokio::time::sleep(Duration::from_millis(200)).await;
+    }
+    assert!(settled, "pods back on {stable}: {:?}", pods(&api, name).await);
+    let failed = events(&env, "HotSwapFailed").await;
+    assert!(!failed.is_empty());
+    env.teardown().await;
+}
