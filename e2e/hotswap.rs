@@ -141,7 +141,9 @@ pub async fn hot_swap_updates_pods_in_place_through_a_controller_restart_and_bac
     }
 
     // Image only: swapped in place. Kill the controller once a swap is under way.
-    let generation = env.patch(name, &containers_patch(swappable(&image_v2()))).await;
+    let generation = env
+        .patch(name, &containers_patch(swappable(&image_v2())))
+        .await;
     env.wait_until(name, "a swap under way", |z| {
         z.status
             .as_ref()
@@ -153,7 +155,10 @@ pub async fn hot_swap_updates_pods_in_place_through_a_controller_restart_and_bac
     let (done, most) = most_unready(&mut env, name, generation).await;
     let update = done.status.and_then(|s| s.update_revision).unwrap();
     assert_ne!(update, stable);
-    assert!(most <= 1, "{most} pods out of traffic at once; maxUnavailable is 1");
+    assert!(
+        most <= 1,
+        "{most} pods out of traffic at once; maxUnavailable is 1"
+    );
     let after = pods(&api, name).await;
     assert_eq!(
         after.keys().collect::<Vec<_>>(),
@@ -162,17 +167,26 @@ pub async fn hot_swap_updates_pods_in_place_through_a_controller_restart_and_bac
     );
     for (pod, (uid, rev, active, b)) in &after {
         assert_eq!(uid, &before[pod].0, "{pod} kept its UID");
-        assert_eq!((rev, active.as_str(), b), (&update, "b", &image_v2()), "{pod}");
+        assert_eq!(
+            (rev, active.as_str(), b),
+            (&update, "b", &image_v2()),
+            "{pod}"
+        );
     }
     assert_eq!(events(&env, "HotSwapStarted").await.len(), 3);
     let succeeded = events(&env, "HotSwapSucceeded").await;
     assert_eq!(succeeded.len(), 3, "{succeeded:?}");
 
     // Back to v1: slot a still holds v1, so it is parked first, then swapped into.
-    let generation = env.patch(name, &containers_patch(swappable(&image_v1()))).await;
+    let generation = env
+        .patch(name, &containers_patch(swappable(&image_v1())))
+        .await;
     let (back, most) = most_unready(&mut env, name, generation).await;
     assert!(most <= 1, "{most} pods out of traffic at once");
-    assert_eq!(back.status.and_then(|s| s.update_revision), Some(stable.clone()));
+    assert_eq!(
+        back.status.and_then(|s| s.update_revision),
+        Some(stable.clone())
+    );
     for (pod, (uid, rev, active, _)) in &pods(&api, name).await {
         assert_eq!(uid, &before[pod].0, "{pod} kept its UID");
         assert_eq!((rev, active.as_str()), (&stable, "a"), "{pod}");
@@ -226,7 +240,11 @@ pub async fn a_new_version_that_cannot_start_is_reverted_in_place_and_aborts() {
         }
         tokio::time::sleep(Duration::from_millis(200)).await;
     }
-    assert!(settled, "pods back on {stable}: {:?}", pods(&api, name).await);
+    assert!(
+        settled,
+        "pods back on {stable}: {:?}",
+        pods(&api, name).await
+    );
     let failed = events(&env, "HotSwapFailed").await;
     assert!(!failed.is_empty());
     env.teardown().await;

@@ -43,7 +43,10 @@ pub async fn traffic_hot_swap_through_a_service_drops_nothing() {
     let Some(mut env) = setup("hotswap-traffic").await else {
         return;
     };
-    let (v1, v2) = (image("ZDR_E2E_AGENT_IMAGE"), image("ZDR_E2E_AGENT_IMAGE_V2"));
+    let (v1, v2) = (
+        image("ZDR_E2E_AGENT_IMAGE"),
+        image("ZDR_E2E_AGENT_IMAGE_V2"),
+    );
     let name = "web";
     let spec = json!({"strategy": {"rolling": {"maxSurge": 0, "maxUnavailable": 1},
                                    "hotSwap": {"container": "app", "drainTimeoutSeconds": 10}}});
