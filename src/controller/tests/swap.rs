@@ -336,3 +336,71 @@ async fn maxunavailable_zero_replaces_pods_and_says_why() {
     );
     assert!(s.get("hotSwap").is_none());
 }
+
+#[tokio::test]
+async fn a_slot_crash_looping_mid_swap_is_a_failed_swap() {
+    // The new version's slot restarted and crash-loops (the kubelet's CrashLoopBackOff).
+    let mut h = harness(NOW);
+    let (zdr, old, new) = swap_rollout(&mut h, json!({}));
+    let b = json!({"name": "zdr-slot-b", "containerID": "c://web-a-b3", "ready": false,
+                   "restartCount": 3, "image": "web:2", "imageID": "x",
+                   "state": {"waiting": {"reason": "CrashLoopBackOff",
+                                         "message": "back-off 20s restarting failed container"}}});
+    add(&mut h.pods, swapping("web-a", &old, &new, b));
+    for n in ["web-b", "web-c"] {
+        add(&mut h.pods, settled(n, &old));
+    }
+    let task = tokio::spawn(reconcile(Arc::new(zdr), h.ctx.clone()));
+    let abort = h.api.expect_event().await;
+    assert_eq!(
+        abort["note"],
+        format!(
+            "pod web-a: hot swap failed: the new container is in CrashLoopBackOff: back-off 20s restarting failed container: rolling back to {old}"
+        )
+    );
+    let sent = h
+        .api
+        .expect(Method::PATCH, &pod_path("web-a"), pod_reply("web-a"))
+        .await;
+    assert_eq!(sent["body"][0]["value"], "1", "tests the generation");
+    assert_eq!(h.api.expect_event().await["reason"], "HotSwapFailed");
+    let s = h.api.expect_status().await;
+    task.await.unwrap().unwrap();
+    assert_eq!(s["phase"], "Aborted");
+}
+
+#[tokio::test]
+async fn an_agent_restarted_mid_swap_changes_nothing_until_the_slot_is_ready() {
+    // The sidecar restarted (not ready, restartCount 1) while slot b came up not ready yet:
+    // the controller writes nothing to the pod; the pod is reported swapping.
+    let mut h = harness(NOW);
+    let (zdr, old, new) = swap_rollout(&mut h, json!({}));
+    let mut pod = swapping("web-a", &old, &new, slot_b("c://web-a-b2", false));
+    let status = pod.status.as_mut().unwrap();
+    status.init_container_statuses = Some(vec![
+        serde_json::from_value(json!({
+        "name": "zdr-agent", "containerID": "c://agent-2", "ready": false, "restartCount": 1,
+        "image": AGENT_IMAGE, "imageID": "x",
+        "state": {"running": {"startedAt": "2026-06-01T11:59:59Z"}}}))
+        .unwrap(),
+    ]);
+    add(&mut h.pods, pod);
+    for n in ["web-b", "web-c"] {
+        add(&mut h.pods, settled(n, &old));
+    }
+    let task = tokio::spawn(reconcile(Arc::new(zdr), h.ctx.clone()));
+    let s = h.api.expect_status().await;
+    task.await.unwrap().unwrap();
+    assert_eq!(
+        s["hotSwap"]["pods"],
+        json!([{"name": "web-a", "state": "Swapping",
+                "message": "slot b restarting since 2026-06-01T11:59:58Z"}])
+    );
+    assert_eq!(
+        (
+            s["hotSwap"]["swapping"].as_i64(),
+            s["hotSwap"]["pending"].as_i64()
+        ),
+        (Some(1), Some(2))
+    );
+}
