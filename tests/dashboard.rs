@@ -22,6 +22,7 @@ fn families() -> Vec<(String, String)> {
     m.observe(Some("api"), 0.1);
     m.measurement("Failed");
     m.abort("AnalysisFailed");
+    m.hot_swap(Some(std::time::Duration::from_millis(500)));
     let mut agent = Registry::default();
     let a = zdr::agent::status::Metrics::new(&mut agent);
     a.swaps

@@ -274,7 +274,27 @@ impl<'a> Writer<'a> {
 
     /// Publishes an event about the rollout; a failure is logged, never fatal.
     pub async fn event(&self, type_: EventType, reason: &str, note: &str, action: &str) {
-        let ev = event(type_, reason, note, action);
+        self.event_about(type_, reason, note, action, None).await;
+    }
+
+    /// As [`Writer::event`], with pod `pod` as the related object: Events about different pods
+    /// are kept apart instead of counted as one series.
+    pub async fn event_about(
+        &self,
+        type_: EventType,
+        reason: &str,
+        note: &str,
+        action: &str,
+        pod: Option<&str>,
+    ) {
+        let mut ev = event(type_, reason, note, action);
+        ev.secondary = pod.map(|name| k8s_openapi::api::core::v1::ObjectReference {
+            api_version: Some("v1".into()),
+            kind: Some("Pod".into()),
+            name: Some(name.into()),
+            namespace: self.zdr.namespace(),
+            ..Default::default()
+        });
         if let Err(e) = self
             .ctx
             .recorder

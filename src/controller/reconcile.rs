@@ -412,7 +412,13 @@ async fn emit(writer: &Writer<'_>, note: &Note) {
         Severity::Warning => EventType::Warning,
     };
     writer
-        .event(type_, note.reason, &note.message, note.action)
+        .event_about(
+            type_,
+            note.reason,
+            &note.message,
+            note.action,
+            note.pod.as_deref(),
+        )
         .await;
 }
 

@@ -403,6 +403,7 @@ fn step_note(s: &Snapshot, step: usize) -> Note {
             "CanaryStep"
         },
         message,
+        pod: None,
         action: "Canary",
     }
 }

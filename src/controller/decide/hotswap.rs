@@ -320,6 +320,7 @@ fn note(p: &PodSwap, st: &PodStep, container: &str, target: &str) -> Option<Note
         severity,
         reason,
         message,
+        pod: Some(p.name.clone()),
         action: "HotSwap",
     })
 }

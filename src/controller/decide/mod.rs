@@ -84,6 +84,8 @@ pub struct Note {
     pub message: String,
     /// What the controller did.
     pub action: &'static str,
+    /// The pod it is about (the Event's related object), if one.
+    pub pod: Option<String>,
 }
 
 /// What to do for one observation.
@@ -160,6 +162,7 @@ pub fn decide(s: &Snapshot, m: &Measurements, now: Timestamp) -> Decision {
                 severity: Severity::Warning,
                 reason: reason.event_reason(),
                 message: note.clone(),
+                pod: None,
                 action: "Abort",
             },
         );
@@ -205,6 +208,7 @@ fn blocked_note(
         severity: Severity::Warning,
         reason: block.reason.as_str(),
         message: block.message.clone(),
+        pod: None,
         action: "Blocked",
     })
 }
@@ -359,6 +363,7 @@ fn announce(prev: &ZeroDowntimeRolloutStatus, next: &ZeroDowntimeRolloutStatus) 
         severity,
         reason,
         message,
+        pod: None,
         action: "Rollout",
     }]
 }

@@ -129,6 +129,8 @@ async fn a_wave_swaps_one_pod_in_place_with_a_generation_tested_patch() {
     );
     let event = h.api.expect_event().await;
     assert_eq!(event["reason"], "HotSwapStarted");
+    assert_eq!(event["related"]["kind"], "Pod");
+    assert_eq!(event["related"]["name"], "web-a");
     assert_eq!(
         event["note"],
         format!("pod web-a: swapping container app to web:2 (revision {new}) in slot b")
