@@ -18,7 +18,8 @@ use super::conn::{Conn, ConnError};
 use super::liveness;
 use super::sockets::{Held, ListenSpec};
 use super::status::{self, Metrics, SharedStatus};
-use super::swap::{Event, Machine, MachineConfig, Outgoing, Persisted};
+use super::swap::{Event, Machine, MachineConfig, Outgoing, Persisted, read_failed};
+use crate::contract::pod::Claim;
 use crate::contract::protocol::{AppState, FromSidecar, ToSidecar};
 use crate::contract::status::Status;
 use crate::observe::Health;
@@ -146,6 +147,7 @@ pub async fn run(cfg: SidecarConfig) -> Result<(), SidecarError> {
         ready_timeout: cfg.ready_timeout,
         recover_timeout: cfg.recover_timeout,
         state_path,
+        failed_generations: read_failed(&cfg.dir),
     };
     let machine = Machine::new(
         mcfg,
@@ -239,6 +241,7 @@ async fn serve_conn(mut conn: Conn, id: u64, tx: mpsc::Sender<Event>, status: Sh
                 version,
                 app,
                 held,
+                claim,
                 ..
             } => {
                 if held.len() != fds.len() {
@@ -252,7 +255,15 @@ async fn serve_conn(mut conn: Conn, id: u64, tx: mpsc::Sender<Event>, status: Sh
                     continue;
                 }
                 let held = held.into_iter().zip(fds).collect();
-                launcher_session(conn, id, peer.1 as u32, slot, version, app, held, tx).await;
+                let hello = Hello {
+                    pid: peer.1 as u32,
+                    slot,
+                    version,
+                    app,
+                    held,
+                    claim,
+                };
+                launcher_session(conn, id, hello, tx).await;
                 return;
             }
             ToSidecar::Swap { to } => {
@@ -293,25 +304,26 @@ async fn reply_error(conn: &mut Conn, message: String) -> Result<(), ConnError> 
     conn.send(&FromSidecar::Error { message }, &[]).await
 }
 
-#[allow(clippy::too_many_arguments)]
-async fn launcher_session(
-    mut conn: Conn,
-    id: u64,
+/// A launcher's `hello`, checked, with its pid from SO_PEERCRED.
+struct Hello {
     pid: u32,
     slot: String,
     version: String,
     app: Option<AppState>,
     held: Vec<(String, OwnedFd)>,
-    tx: mpsc::Sender<Event>,
-) {
+    claim: Option<Claim>,
+}
+
+async fn launcher_session(mut conn: Conn, id: u64, h: Hello, tx: mpsc::Sender<Event>) {
     let (otx, mut orx) = mpsc::unbounded_channel::<Outgoing>();
     let hello = Event::Hello {
         conn: id,
-        slot,
-        pid,
-        version,
-        app,
-        held,
+        slot: h.slot,
+        pid: h.pid,
+        version: h.version,
+        app: h.app,
+        held: h.held,
+        claim: h.claim,
         tx: otx,
     };
     if tx.send(hello).await.is_err() {

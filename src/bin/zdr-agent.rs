@@ -12,6 +12,7 @@ use zdr::agent::cli::{parse_duration, parse_signal};
 use zdr::agent::sockets::ListenSpec;
 use zdr::agent::{ctl, launcher, sidecar};
 use zdr::contract::SwapResult;
+use zdr::contract::pod::Claim;
 use zdr::demo::demoapp;
 use zdr::telemetry::{self, LogFormat};
 
@@ -205,6 +206,23 @@ fn main() -> ExitCode {
                 connect_timeout_seconds,
                 cmd,
             } => {
+                let claim = match Claim::from_env(|k| std::env::var(k).ok()) {
+                    Ok(c) => c,
+                    Err(e) => {
+                        eprintln!("zdr-agent exec: invalid hot-swap claim in the environment: {e}");
+                        return ExitCode::FAILURE;
+                    }
+                };
+                if let Some(c) = claim.as_ref().filter(|c| c.slot.as_str() != slot) {
+                    eprintln!(
+                        "zdr-agent exec: --slot {slot:?} disagrees with the claim's slot {:?} (ZDR_SLOT)",
+                        c.slot.as_str()
+                    );
+                    return ExitCode::FAILURE;
+                }
+                let termination_log = std::env::var_os(launcher::ENV_TERMINATION_LOG)
+                    .map(PathBuf::from)
+                    .unwrap_or_else(|| PathBuf::from(launcher::DEFAULT_TERMINATION_LOG));
                 let version = app_version.unwrap_or_else(|| {
                     cmd.first()
                         .map(|c| {
@@ -224,6 +242,8 @@ fn main() -> ExitCode {
                     stop_timeout: Duration::from_secs(stop_timeout_seconds),
                     connect_timeout: Duration::from_secs(connect_timeout_seconds),
                     cmd,
+                    claim,
+                    termination_log,
                 };
                 match launcher::run(cfg).await {
                     Ok(code) => ExitCode::from(code.clamp(0, 255) as u8),

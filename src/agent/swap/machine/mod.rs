@@ -5,16 +5,21 @@
 //! A swap: Start the target slot on the shared sockets -> wait for its readiness (deadline
 //! `ready_timeout`) -> only then Drain the old slot -> done when the old app exited. A target
 //! that exits or misses the deadline is stopped and the swap fails; the old slot is untouched.
+//!
+//! In a hot-swap pod, launchers carry claims ([`Claim`]) and the claims decide which slot
+//! serves (*pod mode*, `claims.rs`); elsewhere `ctl swap` does.
 
-use std::collections::{BTreeMap, HashMap};
+use std::collections::{BTreeMap, BTreeSet, HashMap};
 use std::time::{Duration, Instant};
 
 use serde::{Deserialize, Serialize};
 
+use crate::contract::pod::Claim;
 /// An app running in a slot: what its launcher reports (the contract's type, also the
 /// machine's view of it).
 pub use crate::contract::protocol::AppState;
 
+mod claims;
 mod recovery;
 mod swap;
 #[cfg(test)]
@@ -33,6 +38,9 @@ pub struct Config {
     pub ready_timeout: Duration,
     /// How long to wait for launchers to hand sockets back after a sidecar restart.
     pub recover_timeout: Duration,
+    /// Claim generations whose swap failed before this sidecar started (its markers in the
+    /// run directory): a launcher claiming one of them stays standby.
+    pub failed_generations: BTreeSet<u64>,
 }
 
 /// The time an event happens at: monotonic for deadlines, wall clock (Unix ms) for the start
@@ -60,6 +68,8 @@ pub struct SlotInfo {
     pub last_active: Option<Instant>,
     /// Apps started in it by this sidecar.
     pub starts: u64,
+    /// Its launcher's claim, in a hot-swap pod.
+    pub claim: Option<Claim>,
 }
 
 /// Input of the machine.
@@ -79,6 +89,8 @@ pub enum Event {
         app: Option<AppState>,
         /// It handed sockets back (after a sidecar restart).
         hands_back: bool,
+        /// Its claim, in a hot-swap pod.
+        claim: Option<Claim>,
     },
     /// A launcher started its app.
     Started {
@@ -188,6 +200,18 @@ pub enum Command {
     },
     /// A swap ended (for metrics and logs).
     Finished(SwapReport),
+    /// A swap to a claimed slot failed: remember `generation` in the run directory (so the
+    /// restarted launcher stays standby), then tell the launcher, if still connected.
+    SwapFailed {
+        /// Launcher connection, if still open.
+        conn: Option<u64>,
+        /// The slot.
+        slot: String,
+        /// The claim's generation.
+        generation: u64,
+        /// Why (the failure in words).
+        reason: String,
+    },
 }
 
 /// What survives a sidecar restart (in the shared directory).
@@ -294,6 +318,17 @@ pub enum Refusal {
     /// No target named, and more than one is idle.
     #[error("several idle slots {0:?}: name one with --to")]
     SeveralIdle(Vec<String>),
+    /// In a hot-swap pod, the launchers' claims choose the slot that serves.
+    #[error(
+        "slot {slot:?} is not the slot the launchers' claims want serving ({}); in a hot-swap pod the controller chooses it",
+        .wanted.as_deref().unwrap_or("none")
+    )]
+    NotWanted {
+        /// The slot asked for.
+        slot: String,
+        /// The wanted slot, if any.
+        wanted: Option<String>,
+    },
 }
 
 fn phase_words(p: &Phase) -> &'static str {
@@ -346,6 +381,8 @@ struct Swap {
     deadline: Instant,
     phase: Phase,
     requests: Vec<u64>,
+    /// The generation of the target's claim, when it claimed to serve (pod mode).
+    claim_generation: Option<u64>,
 }
 
 /// The machine. Create with [`Core::new`], feed with [`Core::handle`].
@@ -365,6 +402,11 @@ pub struct Core {
     succeeded: u64,
     failed: u64,
     ensure_at: Option<Instant>,
+    /// Pod mode: a launcher with a claim was seen.
+    pod: bool,
+    /// Generations of the claims to serve seen, and those whose swap failed.
+    wanting_seen: BTreeSet<u64>,
+    failed_generations: BTreeSet<u64>,
     out: Vec<Command>,
 }
 
@@ -379,6 +421,7 @@ impl Core {
         now: Now,
     ) -> (Self, Vec<Command>) {
         let recovering_until = recovering.then(|| now.at + cfg.recover_timeout);
+        let failed_generations = cfg.failed_generations.clone();
         let mut core = Core {
             cfg,
             held: !recovering,
@@ -395,6 +438,9 @@ impl Core {
             succeeded: 0,
             failed: 0,
             ensure_at: None,
+            pod: !failed_generations.is_empty(),
+            wanting_seen: BTreeSet::new(),
+            failed_generations,
             out: Vec::new(),
         };
         core.persist();
@@ -412,7 +458,8 @@ impl Core {
                 version,
                 app,
                 hands_back,
-            } => self.on_hello(now, conn, slot, pid, version, app, hands_back),
+                claim,
+            } => self.on_hello(now, conn, slot, pid, version, app, hands_back, claim),
             Event::Started { conn, pid } => {
                 if let Some(app) = self.app_of_conn(conn) {
                     app.pid = pid;
@@ -435,6 +482,7 @@ impl Core {
         if self.recovery_complete() {
             self.finish_recovery();
         }
+        self.follow_claims(now);
         std::mem::take(&mut self.out)
     }
 
@@ -526,13 +574,20 @@ impl Core {
     }
 
     /// When nothing runs (first start, or the serving app died), start an idle slot: the one
-    /// active most recently, else the first by name.
+    /// active most recently, else the first by name; in pod mode only the wanted slot.
     fn ensure_serving(&mut self, now: Now) {
         self.ensure_at = None;
         if !self.held || self.swap.is_some() {
             return;
         }
         if self.slots.values().any(|s| s.app.is_some()) {
+            return;
+        }
+        if self.pod {
+            if let Some(slot) = self.wanted().map(str::to_owned) {
+                tracing::info!(%slot, "nothing serving: starting the wanted slot");
+                self.start(now, &slot);
+            }
             return;
         }
         let pick = self

@@ -20,6 +20,7 @@ fn cfg() -> Config {
         drain_timeout: DRAIN_TIMEOUT,
         ready_timeout: READY_TIMEOUT,
         recover_timeout: RECOVER_TIMEOUT,
+        failed_generations: Default::default(),
     }
 }
 
@@ -88,6 +89,7 @@ impl H {
             version: format!("v-{slot}"),
             app: None,
             hands_back: false,
+            claim: None,
         })
     }
 
