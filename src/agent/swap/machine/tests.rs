@@ -6,6 +6,7 @@ use std::time::{Duration, Instant};
 
 use super::*;
 
+mod claims;
 mod props;
 mod recovery;
 
