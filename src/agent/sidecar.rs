@@ -48,6 +48,8 @@ pub struct SidecarConfig {
     pub ready_timeout: Duration,
     /// Recovery window after a restart.
     pub recover_timeout: Duration,
+    /// Where to copy this binary for the slots before binding (`--install`).
+    pub install: Option<PathBuf>,
 }
 
 /// Start-up errors.
@@ -68,6 +70,9 @@ pub enum SidecarError {
     /// The status endpoint.
     #[error("status endpoint {0}: {1}")]
     Http(SocketAddr, io::Error),
+    /// `--install` failed.
+    #[error(transparent)]
+    Install(#[from] super::install::InstallError),
     /// The machine stopped on a fatal error.
     #[error(transparent)]
     Machine(#[from] super::swap::MachineError),
@@ -102,6 +107,10 @@ pub async fn run(cfg: SidecarConfig) -> Result<(), SidecarError> {
         if cfg.listen[..i].iter().any(|o| o.name == s.name) {
             return Err(SidecarError::DuplicateName(s.name.clone()));
         }
+    }
+    if let Some(dest) = &cfg.install {
+        super::install::install_self(dest)?;
+        tracing::info!(path = %dest.display(), "installed the agent binary for the slots");
     }
     let dir_err = |e| SidecarError::Dir(cfg.dir.clone(), e);
     std::fs::create_dir_all(&cfg.dir).map_err(dir_err)?;

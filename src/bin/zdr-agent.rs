@@ -58,6 +58,10 @@ enum Cmd {
         /// After a sidecar restart, how long to wait for launchers to hand the sockets back.
         #[arg(long, default_value_t = 10)]
         recover_timeout_seconds: u64,
+        /// Copy this binary to PATH (atomically, mode 0755) before binding, for the slots of a
+        /// hot-swap pod (`/zdr/bin/zdr-agent`).
+        #[arg(long, value_name = "PATH")]
+        install: Option<PathBuf>,
     },
     /// Run an app in a slot on the sidecar's sockets (LISTEN_FDS, NOTIFY_SOCKET).
     Exec {
@@ -177,6 +181,7 @@ fn main() -> ExitCode {
                 drain_timeout_seconds,
                 ready_timeout_seconds,
                 recover_timeout_seconds,
+                install,
             } => {
                 let cfg = sidecar::SidecarConfig {
                     dir,
@@ -187,6 +192,7 @@ fn main() -> ExitCode {
                     drain_timeout: Duration::from_secs(drain_timeout_seconds),
                     ready_timeout: Duration::from_secs(ready_timeout_seconds),
                     recover_timeout: Duration::from_secs(recover_timeout_seconds),
+                    install,
                 };
                 match sidecar::run(cfg).await {
                     Ok(()) => ExitCode::SUCCESS,
