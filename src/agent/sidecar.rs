@@ -17,7 +17,7 @@ use tokio::sync::{mpsc, oneshot};
 use super::conn::{Conn, ConnError};
 use super::liveness;
 use super::sockets::{Held, ListenSpec};
-use super::status::{self, Metrics, SharedStatus};
+use super::status::{self, Metrics, SharedReadiness, SharedStatus};
 use super::swap::{Event, Machine, MachineConfig, Outgoing, Persisted, read_failed};
 use crate::contract::pod::Claim;
 use crate::contract::protocol::{AppState, FromSidecar, ToSidecar};
@@ -143,9 +143,15 @@ pub async fn run(cfg: SidecarConfig) -> Result<(), SidecarError> {
     let metrics = Metrics::new(&mut registry);
     let health = Health::new(registry);
     let shared: SharedStatus = Arc::new(Mutex::new(Status::default()));
-    let http = status::serve(cfg.http_addr, health.clone(), shared.clone())
-        .await
-        .map_err(|e| SidecarError::Http(cfg.http_addr, e))?;
+    let readiness: SharedReadiness = Arc::default();
+    let http = status::serve(
+        cfg.http_addr,
+        health.clone(),
+        shared.clone(),
+        readiness.clone(),
+    )
+    .await
+    .map_err(|e| SidecarError::Http(cfg.http_addr, e))?;
     tracing::info!(control = %control_path.display(), http = %http, "sidecar up");
 
     let mcfg = MachineConfig {
@@ -164,6 +170,7 @@ pub async fn run(cfg: SidecarConfig) -> Result<(), SidecarError> {
         expected,
         metrics,
         shared.clone(),
+        readiness,
         Some(http.to_string()),
     );
     let (tx, rx) = mpsc::channel(256);

@@ -3,6 +3,7 @@
 //! (`/slots/a/ready`, `/slots/b/ready`: a hot-swap pod's slot containers probe these), built
 //! on [`crate::observe`].
 
+use std::collections::BTreeMap;
 use std::net::SocketAddr;
 use std::sync::{Arc, Mutex};
 
@@ -109,6 +110,9 @@ pub enum SlotReadiness {
     Draining,
     /// Its app is starting to take over and has not said READY=1 yet.
     Starting,
+    /// Its claim is the one wanted serving, but its app has not been started yet (a swap
+    /// still draining, or sockets being recovered).
+    Waiting,
     /// No launcher of this slot is connected (its container is starting or restarting).
     NoLauncher,
 }
@@ -126,17 +130,23 @@ impl SlotReadiness {
             Self::Serving => "serving",
             Self::Draining => "draining",
             Self::Starting => "not ready: its app is starting and has not said READY=1",
+            Self::Waiting => "not ready: wanted to serve, its app is not started yet",
             Self::NoLauncher => "not ready: no launcher of this slot is connected",
         }
     }
 }
 
-/// The readiness of `slot` in a status document.
-pub fn slot_readiness(st: &Status, slot: Slot) -> SlotReadiness {
+/// Each slot's readiness, published by the swap driver after every event.
+pub type SharedReadiness = Arc<Mutex<BTreeMap<Slot, SlotReadiness>>>;
+
+/// The readiness of `slot` in a status document, given the slot the launchers' claims want
+/// serving (pod mode).
+pub fn slot_readiness(st: &Status, wanted: Option<&str>, slot: Slot) -> SlotReadiness {
     let Some(s) = st.slots.iter().find(|s| s.slot == slot.as_str()) else {
         return SlotReadiness::NoLauncher;
     };
     match &s.app {
+        None if wanted == Some(slot.as_str()) => SlotReadiness::Waiting,
         None => SlotReadiness::Standby,
         Some(a) if a.draining => SlotReadiness::Draining,
         Some(a) if a.ready => SlotReadiness::Serving,
@@ -150,14 +160,19 @@ pub async fn serve(
     addr: SocketAddr,
     health: Health,
     status: SharedStatus,
+    readiness: SharedReadiness,
 ) -> std::io::Result<SocketAddr> {
     let mut routes = axum::Router::new();
     for slot in Slot::ALL {
-        let status = status.clone();
+        let readiness = readiness.clone();
         routes = routes.route(
             slot.ready_path(),
             get(move || async move {
-                let r = slot_readiness(&snapshot(&status), slot);
+                let r = match readiness.lock() {
+                    Ok(g) => g.get(&slot).copied(),
+                    Err(p) => p.into_inner().get(&slot).copied(),
+                }
+                .unwrap_or(SlotReadiness::NoLauncher);
                 let code = if r.is_ready() {
                     StatusCode::OK
                 } else {
@@ -200,7 +215,10 @@ mod tests {
             starts: 0,
         };
         let mut st = Status::default();
-        assert_eq!(slot_readiness(&st, Slot::A), SlotReadiness::NoLauncher);
+        assert_eq!(
+            slot_readiness(&st, None, Slot::A),
+            SlotReadiness::NoLauncher
+        );
         let cases = [
             (None, SlotReadiness::Standby, true),
             (Some((false, false)), SlotReadiness::Starting, false),
@@ -210,10 +228,18 @@ mod tests {
         ];
         for (app, want, ready) in cases {
             st.slots = vec![slot("a", None), slot("b", app)];
-            let got = slot_readiness(&st, Slot::B);
+            let got = slot_readiness(&st, Some("a"), Slot::B);
             assert_eq!((got, got.is_ready()), (want, ready), "{app:?}");
-            assert_eq!(slot_readiness(&st, Slot::A), SlotReadiness::Standby);
+            assert_eq!(slot_readiness(&st, None, Slot::A), SlotReadiness::Standby);
         }
+        // The wanted slot, idle, is not ready until its app serves.
+        let got = slot_readiness(&st, Some("a"), Slot::A);
+        assert_eq!((got, got.is_ready()), (SlotReadiness::Waiting, false));
+        st.slots = vec![slot("a", Some((true, false)))];
+        assert_eq!(
+            slot_readiness(&st, Some("a"), Slot::A),
+            SlotReadiness::Serving
+        );
         assert!(SlotReadiness::Starting.words().starts_with("not ready"));
     }
 

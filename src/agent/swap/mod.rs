@@ -21,7 +21,7 @@ use machine::{Command, Core, Now};
 pub use recovery::{FAILED_PREFIX, read_failed};
 
 use super::sockets::{Held, ListenSpec};
-use super::status::{Metrics, SharedStatus};
+use super::status::{Metrics, SharedReadiness, SharedStatus};
 use crate::contract::pod::Claim;
 use crate::contract::protocol::{AppState, FromSidecar, ToSidecar};
 use crate::contract::status::SwapRecord;
@@ -111,6 +111,7 @@ pub struct Machine {
     next_request: u64,
     metrics: Metrics,
     status: SharedStatus,
+    readiness: SharedReadiness,
     http_addr: Option<String>,
 }
 
@@ -142,6 +143,7 @@ impl Machine {
         expected_slots: Vec<String>,
         metrics: Metrics,
         status: SharedStatus,
+        readiness: SharedReadiness,
         http_addr: Option<String>,
     ) -> Self {
         let core_cfg = machine::Config {
@@ -164,6 +166,7 @@ impl Machine {
             next_request: 1,
             metrics,
             status,
+            readiness,
             http_addr,
         };
         for c in first {
