@@ -362,50 +362,55 @@ async fn swaps_a_to_b_and_back_through_parking_under_load() {
     .await;
 }
 
+/// Changes slot b's image to `bad` (generation `generation`) and checks the failure: the
+/// launcher exits 75 with `words` in its termination message, the old version serves, and the
+/// restarted launcher (same claim) stays standby.
+async fn failed_swap(k: &mut Kubelet, bad: Vec<OsString>, generation: u64, words: &str) {
+    k.change_image(Slot::B, bad, annotations(Slot::B, generation, "r1", "r3"))
+        .await;
+    let mut b = k.slots.remove(&Slot::B).unwrap();
+    let code = wait_exit(&mut b, Duration::from_secs(20)).await;
+    assert_eq!(code, Some(EXIT_SWAP_FAILED), "{}", k.logs());
+    let message = std::fs::read_to_string(k.termination_log(Slot::B)).unwrap_or_default();
+    assert!(message.contains(words), "termination message: {message:?}");
+    let marker = k.run_dir().join(format!("failed-{generation}"));
+    assert!(marker.is_file(), "{} missing", marker.display());
+    let st = k.status().await;
+    assert_eq!(st.active_slot.as_deref(), Some("a"));
+    let r = st.last_swap.expect("the failed swap's record");
+    assert_eq!((r.result, r.to.as_str()), (SwapResult::Failed, "b"));
+    assert!(r.error.unwrap_or_default().contains(words));
+    k.assert_ready(Slot::B, 503, "no launcher").await;
+
+    // The kubelet restarts it with the same claim: it stays standby.
+    k.start_slot(Slot::B);
+    k.wait_for("slot b back", |s| s.slots.len() == 2).await;
+    tokio::time::sleep(Duration::from_secs(2)).await;
+    let st = k.status().await;
+    assert_eq!(app_pid(&st, "b"), None, "a failed claim never starts again");
+    assert_eq!(st.active_slot.as_deref(), Some("a"));
+    k.assert_ready(Slot::B, 200, "standby").await;
+    k.assert_ready(Slot::A, 200, "serving").await;
+}
+
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
-async fn a_failed_swap_keeps_the_old_version_and_the_restarted_slot_standby() {
+async fn failed_swaps_keep_the_old_version_and_the_restarted_slot_standby() {
     bounded(120, async {
         let mut k = pod_with_a_serving("failed").await;
         let load = load(k.addr, 6, 60);
         tokio::time::sleep(Duration::from_millis(300)).await;
 
         // The new version exits before READY=1.
-        let bad = app(&k, "v3", &["--never-ready", "--exit-after", "300ms"]);
-        k.change_image(Slot::B, bad, annotations(Slot::B, 2, "r1", "r3"))
-            .await;
-        let mut b = k.slots.remove(&Slot::B).unwrap();
-        let code = wait_exit(&mut b, Duration::from_secs(20)).await;
-        assert_eq!(code, Some(EXIT_SWAP_FAILED), "{}", k.logs());
-        let message = std::fs::read_to_string(k.termination_log(Slot::B)).unwrap_or_default();
-        assert!(
-            message.contains("exited before it was ready"),
-            "termination message: {message:?}"
-        );
-        assert!(k.run_dir().join("failed-2").is_file(), "failed marker");
+        let exits = app(&k, "v3", &["--never-ready", "--exit-after", "300ms"]);
+        failed_swap(&mut k, exits, 2, "exited before it was ready").await;
+        // The new version never says READY=1 (the sidecar's deadline is 5 s).
+        let never = app(&k, "v3", &["--never-ready"]);
+        failed_swap(&mut k, never, 3, "was not ready within 5s").await;
         let st = k.status().await;
-        assert_eq!(st.active_slot.as_deref(), Some("a"));
-        let r = st.last_swap.expect("the failed swap's record");
-        assert_eq!((r.result, r.to.as_str()), (SwapResult::Failed, "b"));
-        assert!(
-            r.error
-                .unwrap_or_default()
-                .contains("exited before it was ready")
-        );
-        k.assert_ready(Slot::B, 503, "no launcher").await;
-
-        // The kubelet restarts it with the same claim: it stays standby.
-        k.start_slot(Slot::B);
-        k.wait_for("slot b back", |s| s.slots.len() == 2).await;
-        tokio::time::sleep(Duration::from_secs(2)).await;
-        let st = k.status().await;
-        assert_eq!(app_pid(&st, "b"), None, "a failed claim never starts again");
-        assert_eq!(st.active_slot.as_deref(), Some("a"));
-        assert_eq!((st.swaps_succeeded, st.swaps_failed), (0, 1));
-        k.assert_ready(Slot::B, 200, "standby").await;
-        k.assert_ready(Slot::A, 200, "serving").await;
+        assert_eq!((st.swaps_succeeded, st.swaps_failed), (0, 2));
 
         load.stop();
-        assert_clean(&load.finish().await, "failed hot swap");
+        assert_clean(&load.finish().await, "failed hot swaps");
     })
     .await;
 }
