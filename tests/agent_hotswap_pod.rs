@@ -87,33 +87,54 @@ impl Kubelet {
             addr: SocketAddr::from(([0, 0, 0, 0], 0)),
             http: SocketAddr::from(([0, 0, 0, 0], 0)),
         };
+        k.spawn_sidecar().await;
+        k
+    }
+
+    /// Starts the sidecar (again, on the same addresses once known) and waits until it holds
+    /// its sockets.
+    async fn spawn_sidecar(&mut self) {
+        let (listen, http) = if self.addr.port() == 0 {
+            ("127.0.0.1:0".to_string(), "127.0.0.1:0".to_string())
+        } else {
+            (self.addr.to_string(), self.http.to_string())
+        };
         let mut c = Command::new(agent());
         c.arg("sidecar")
             .arg("--dir")
-            .arg(k.run_dir())
+            .arg(self.run_dir())
             .arg("--install")
-            .arg(k.agent_bin())
-            .args(["--listen", "http=127.0.0.1:0", "--http-addr", "127.0.0.1:0"])
-            .args([
-                "--drain-timeout-seconds",
-                "10",
-                "--ready-timeout-seconds",
-                "5",
-            ])
+            .arg(self.agent_bin())
+            .arg("--listen")
+            .arg(format!("http={listen}"))
+            .arg("--http-addr")
+            .arg(http)
+            .args(["--drain-timeout-seconds", "10"])
+            .args(["--ready-timeout-seconds", "5"])
             .stdin(Stdio::null())
-            .stdout(k.log("sidecar"))
-            .stderr(k.log("sidecar"))
+            .stdout(self.log("sidecar"))
+            .stderr(self.log("sidecar"))
             .kill_on_drop(true);
-        k.sidecar = Some(c.spawn().expect("spawn sidecar"));
-        let st = ctl::wait_status(&k.run_dir(), Duration::from_secs(15), |s| {
+        self.sidecar = Some(c.spawn().expect("spawn sidecar"));
+        let st = ctl::wait_status(&self.run_dir(), Duration::from_secs(15), |s| {
             !s.recovering && !s.sockets.is_empty()
         })
         .await
         .expect("sidecar up");
-        k.addr = st.sockets[0].addr.parse().expect("tcp socket");
-        k.http = st.http_addr.as_deref().unwrap().parse().expect("http addr");
-        assert!(k.agent_bin().is_file(), "--install put the agent in place");
-        k
+        self.addr = st.sockets[0].addr.parse().expect("tcp socket");
+        self.http = st.http_addr.as_deref().unwrap().parse().expect("http addr");
+        assert!(
+            self.agent_bin().is_file(),
+            "--install put the agent in place"
+        );
+    }
+
+    /// The sidecar container crashes (SIGKILL) and the kubelet starts it again.
+    async fn crash_sidecar(&mut self) {
+        let mut c = self.sidecar.take().expect("sidecar runs");
+        let _ = c.start_kill();
+        let _ = c.wait().await;
+        self.spawn_sidecar().await;
     }
 
     /// Starts `slot`'s container: `<AGENT_BIN> exec --dir <RUN_DIR> -- <image's command>` with
@@ -160,6 +181,21 @@ impl Kubelet {
         let code = self.stop_slot(slot).await;
         assert!(code.is_some(), "slot {slot} stopped");
         self.start_slot(slot);
+    }
+
+    /// Waits until the sidecar knows the launcher the kubelet started last for `slot`.
+    async fn wait_registered(&self, slot: Slot) -> Status {
+        let pid = self
+            .slots
+            .get(&slot)
+            .and_then(|c| c.id())
+            .expect("slot runs");
+        self.wait_for("launcher registered", |s| {
+            s.slots
+                .iter()
+                .any(|x| x.slot == slot.as_str() && x.launcher_pid == pid)
+        })
+        .await
     }
 
     async fn status(&self) -> Status {
@@ -335,8 +371,7 @@ async fn swaps_a_to_b_and_back_through_parking_under_load() {
         // b -> a: slot a's image is v1 already, so it is parked first (generation 3)...
         k.change_image(Slot::A, parked_image(), annotations(Slot::B, 3, "", "r2"))
             .await;
-        k.wait_for("parked slot a registered", |s| s.slots.len() == 2)
-            .await;
+        k.wait_registered(Slot::A).await;
         tokio::time::sleep(Duration::from_millis(500)).await;
         let st = k.status().await;
         assert_eq!(st.active_slot.as_deref(), Some("b"));
@@ -380,11 +415,13 @@ async fn failed_swap(k: &mut Kubelet, bad: Vec<OsString>, generation: u64, words
     let r = st.last_swap.expect("the failed swap's record");
     assert_eq!((r.result, r.to.as_str()), (SwapResult::Failed, "b"));
     assert!(r.error.unwrap_or_default().contains(words));
+    // The sidecar sees the launcher's connection close.
+    k.wait_for("slot b gone", |s| s.slots.len() == 1).await;
     k.assert_ready(Slot::B, 503, "no launcher").await;
 
     // The kubelet restarts it with the same claim: it stays standby.
     k.start_slot(Slot::B);
-    k.wait_for("slot b back", |s| s.slots.len() == 2).await;
+    k.wait_registered(Slot::B).await;
     tokio::time::sleep(Duration::from_secs(2)).await;
     let st = k.status().await;
     assert_eq!(app_pid(&st, "b"), None, "a failed claim never starts again");
@@ -408,6 +445,16 @@ async fn failed_swaps_keep_the_old_version_and_the_restarted_slot_standby() {
         failed_swap(&mut k, never, 3, "was not ready within 5s").await;
         let st = k.status().await;
         assert_eq!((st.swaps_succeeded, st.swaps_failed), (0, 2));
+        // A restarted sidecar reads the failed generations back: b stays standby.
+        k.crash_sidecar().await;
+        k.wait_registered(Slot::A).await;
+        k.wait_registered(Slot::B).await;
+        tokio::time::sleep(Duration::from_secs(1)).await;
+        let st = k.status().await;
+        assert_eq!(st.active_slot.as_deref(), Some("a"));
+        assert_eq!(app_pid(&st, "b"), None, "a failed claim never starts again");
+        k.assert_ready(Slot::B, 200, "standby").await;
+        k.assert_ready(Slot::A, 200, "serving").await;
 
         load.stop();
         assert_clean(&load.finish().await, "failed hot swaps");
