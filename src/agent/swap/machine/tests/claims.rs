@@ -276,3 +276,66 @@ fn parking_and_swapping_back_goes_through_the_newest_claim() {
     assert!(matches!(cmds.as_slice(), [Command::Finished(r)] if r.outcome == Outcome::Succeeded));
     assert_eq!(h.core.active(), Some("a"));
 }
+
+fn hello_running(h: &mut H, conn: u64, c: Claim, ready: bool, started: u64) -> Vec<Command> {
+    let slot = c.slot.as_str().to_owned();
+    h.ev(Event::Hello {
+        conn,
+        slot,
+        pid: 100 + conn as u32,
+        version: c.revision.clone().unwrap_or_default(),
+        app: Some(AppState {
+            pid: 1000 + conn as u32,
+            ready,
+            draining: false,
+            started_unix_ms: started,
+        }),
+        hands_back: true,
+        claim: Some(c),
+    })
+}
+
+#[test]
+fn a_sidecar_restart_mid_swap_ends_with_the_wanted_slot_serving() {
+    // The sidecar died while b (generation 2) was starting and a still served.
+    let (mut h, _) = H::new(true, &["a", "b"]);
+    hello_running(&mut h, 1, claim("a", 1, true, Some("r1")), true, 100);
+    let cmds = hello_running(&mut h, 2, claim("b", 2, true, Some("r2")), false, 200);
+    // Recovery resolves like any restart: the ready app serves, the unready one is stopped...
+    assert!(cmds.contains(&drain(2, "b")), "{cmds:?}");
+    assert_eq!(h.core.active(), Some("a"));
+    assert_eq!(h.core.wanted(), Some("b"));
+    // ... and once it is gone, the claims swap to b again, from the start.
+    let cmds = h.exited(2, None, Some(15));
+    assert_eq!(cmds.last(), Some(&start(2, "b")), "{cmds:?}");
+    assert_eq!(h.ready(2), vec![drain(1, "a")]);
+    let cmds = h.exited(1, Some(0), None);
+    assert!(matches!(cmds.as_slice(), [Command::Finished(r)] if r.outcome == Outcome::Succeeded));
+    assert_eq!(h.core.active(), Some("b"));
+}
+
+#[test]
+fn a_sidecar_restart_after_the_swap_keeps_the_new_version() {
+    // Both apps ran when the sidecar died: the new one ready, the old one draining.
+    let (mut h, _) = H::new(true, &["a", "b"]);
+    h.ev(Event::Hello {
+        conn: 1,
+        slot: "a".into(),
+        pid: 101,
+        version: "r1".into(),
+        app: Some(AppState {
+            pid: 1001,
+            ready: true,
+            draining: true,
+            started_unix_ms: 100,
+        }),
+        hands_back: true,
+        claim: Some(claim("a", 1, true, Some("r1"))),
+    });
+    let cmds = hello_running(&mut h, 2, claim("b", 2, true, Some("r2")), true, 200);
+    assert!(no_starts(&cmds), "{cmds:?}");
+    assert_eq!(h.core.active(), Some("b"));
+    assert_eq!(h.exited(1, Some(0), None), vec![]);
+    assert_eq!(h.advance(Duration::from_secs(5)), vec![]);
+    assert_eq!(h.core.active(), Some("b"));
+}
