@@ -509,6 +509,14 @@ fn failures_and_refusals_read_as_before() {
             Refusal::NoLauncher("z".into()).to_string(),
             "no launcher is connected for slot \"z\"",
         ),
+        (
+            Refusal::NotWanted {
+                slot: "b".into(),
+                wanted: Some("a".into()),
+            }
+            .to_string(),
+            "slot \"b\" is not the slot the launchers' claims want serving (a); in a hot-swap pod the controller chooses it",
+        ),
     ];
     for (got, want) in cases {
         assert_eq!(got, want);
