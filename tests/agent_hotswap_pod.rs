@@ -1,9 +1,12 @@
-//! The agent in the rendered hot-swap pod's layout, with real processes: a temporary directory
-//! stands for `/zdr` (same relative paths: `run/`, `bin/zdr-agent`), the sidecar runs with
-//! `--install`, and each slot runs `<AGENT_BIN> exec --dir <RUN_DIR> -- <app>` with its claim in
-//! the environment variables of `contract::pod`. A small harness plays the kubelet: changing a
-//! slot's image stops its launcher (SIGTERM, wait) and starts it again with the new app and the
-//! environment resolved from the new annotations. Under load, it swaps a -> b -> a (back through
+//! The agent in the rendered hot-swap pod, with real processes. The sidecar's and the slots'
+//! commands and environments are taken from what `hotswap::render` makes of a plain template
+//! (command `/app/server`, port `http` 8080): a temporary directory stands for `/zdr`, each
+//! "image" is a directory whose `app/server` starts a version of the demo app, the listen and
+//! status addresses become loopback ports, and the downward API's annotations are resolved by a
+//! small harness playing the kubelet: changing a slot's image stops its launcher (SIGTERM, wait)
+//! and starts it again with the new image and the environment resolved from the new
+//! annotations. The one addition to the rendered commands is the sidecar's
+//! `--ready-timeout-seconds 5`, so that a never-ready version fails within the test. Under load, it swaps a -> b -> a (back through
 //! parking), fails a swap, and stops a draining slot, and checks that no request failed.
 
 mod common;
@@ -16,6 +19,7 @@ use std::process::Stdio;
 use std::time::{Duration, Instant};
 
 use common::*;
+use k8s_openapi::api::core::v1::{Container, PodSpec, PodTemplateSpec};
 use nix::sys::signal::Signal;
 use nix::unistd::Pid;
 use tokio::process::{Child, Command};
@@ -24,6 +28,8 @@ use zdr::contract::pod::{
     self, ENV_ACTIVE_SLOT, ENV_GENERATION, ENV_SLOT, ENV_VERSION, EXIT_SWAP_FAILED, Slot,
 };
 use zdr::contract::{Status, SwapRecord, SwapResult};
+use zdr::crd::HotSwapStrategy;
+use zdr::hotswap::render::{AgentImage, render};
 
 /// `path` of the rendered pod (an absolute path under `/zdr`) under `root` instead.
 fn under(root: &Path, path: &str) -> PathBuf {
@@ -31,6 +37,37 @@ fn under(root: &Path, path: &str) -> PathBuf {
         .strip_prefix(pod::MOUNT_PATH)
         .expect("pod paths live under the mount");
     root.join(rel)
+}
+
+/// The user's command in the template; each "image" is a directory holding it.
+const APP: &str = "/app/server";
+
+/// The pod the controller renders for a plain template of the demo app.
+fn rendered() -> PodSpec {
+    let template: PodTemplateSpec = serde_json::from_value(serde_json::json!({
+        "metadata": {"labels": {"app": "web"}},
+        "spec": {"containers": [{"name": "app", "image": "web:1", "command": [APP],
+                                 "ports": [{"name": "http", "containerPort": 8080}]}]}
+    }))
+    .expect("template");
+    let hot_swap: HotSwapStrategy =
+        serde_json::from_value(serde_json::json!({"container": "app", "drainTimeoutSeconds": 10}))
+            .expect("hotSwap");
+    let agent = AgentImage::new("zdr:test");
+    render(&template, &hot_swap, &agent, "r1")
+        .expect("the template renders")
+        .spec
+        .expect("a pod spec")
+}
+
+/// The rendered container `name` (the sidecar among the init containers).
+fn container(spec: &PodSpec, name: &str) -> Container {
+    spec.containers
+        .iter()
+        .chain(spec.init_containers.iter().flatten())
+        .find(|c| c.name == name)
+        .cloned()
+        .unwrap_or_else(|| panic!("no container {name} in the rendered pod"))
 }
 
 /// The pod's annotations the slots read through the downward API.
@@ -45,8 +82,8 @@ struct Annotations {
 struct Kubelet {
     root: PathBuf,
     annotations: Annotations,
-    /// Each slot's "image": the app command its launcher wraps.
-    images: BTreeMap<Slot, Vec<OsString>>,
+    /// Each slot's "image": a directory whose `app/server` is the user's command.
+    images: BTreeMap<Slot, PathBuf>,
     slots: BTreeMap<Slot, Child>,
     sidecar: Option<Child>,
     addr: SocketAddr,
@@ -99,17 +136,34 @@ impl Kubelet {
         } else {
             (self.addr.to_string(), self.http.to_string())
         };
+        let rendered = container(&rendered(), pod::AGENT_CONTAINER);
+        let argv = rendered.command.expect("the sidecar's command");
+        assert_eq!(argv[0], pod::AGENT_IMAGE_BIN);
+        let mut args = Vec::new();
+        let mut it = argv[1..].iter();
+        while let Some(a) = it.next() {
+            match a.as_str() {
+                "--listen" => {
+                    let name = it
+                        .next()
+                        .expect("--listen NAME=ADDR")
+                        .split('=')
+                        .next()
+                        .unwrap();
+                    args.extend(["--listen".into(), format!("{name}={listen}")]);
+                }
+                "--http-addr" => {
+                    it.next();
+                    args.extend(["--http-addr".into(), http.clone()]);
+                }
+                p if p.starts_with(pod::MOUNT_PATH) => {
+                    args.push(under(&self.root, p).to_string_lossy().into_owned())
+                }
+                other => args.push(other.to_string()),
+            }
+        }
         let mut c = Command::new(agent());
-        c.arg("sidecar")
-            .arg("--dir")
-            .arg(self.run_dir())
-            .arg("--install")
-            .arg(self.agent_bin())
-            .arg("--listen")
-            .arg(format!("http={listen}"))
-            .arg("--http-addr")
-            .arg(http)
-            .args(["--drain-timeout-seconds", "10"])
+        c.args(&args)
             .args(["--ready-timeout-seconds", "5"])
             .stdin(Stdio::null())
             .stdout(self.log("sidecar"))
@@ -137,25 +191,55 @@ impl Kubelet {
         self.spawn_sidecar().await;
     }
 
-    /// Starts `slot`'s container: `<AGENT_BIN> exec --dir <RUN_DIR> -- <image's command>` with
-    /// the environment resolved from the annotations now.
+    /// Starts `slot`'s container as rendered: its command (paths under `/zdr` and the user's
+    /// command under this slot's image) and its environment, the downward API's values read
+    /// from the annotations now.
     fn start_slot(&mut self, slot: Slot) {
         let a = &self.annotations;
-        let mut c = Command::new(self.agent_bin());
-        c.arg("exec")
-            .arg("--dir")
-            .arg(self.run_dir())
-            .arg("--")
-            .args(&self.images[&slot])
-            .env_remove("ZDR_AGENT_DIR")
-            .env(ENV_SLOT, slot.as_str())
-            .env(
-                ENV_VERSION,
-                a.revisions.get(&slot).cloned().unwrap_or_default(),
-            )
-            .env(ENV_ACTIVE_SLOT, a.active.as_str())
-            .env(ENV_GENERATION, a.generation.to_string())
-            .env("ZDR_TERMINATION_LOG", self.termination_log(slot))
+        let rendered = container(&rendered(), slot.container("app"));
+        let argv: Vec<OsString> = rendered
+            .command
+            .expect("a slot's command")
+            .iter()
+            .map(|arg| match arg.as_str() {
+                APP => self.images[&slot].join("app/server").into_os_string(),
+                p if p.starts_with(pod::MOUNT_PATH) => under(&self.root, p).into_os_string(),
+                other => other.into(),
+            })
+            .collect();
+        let annotation = |key: &str| match key {
+            pod::ACTIVE_SLOT_ANNOTATION => a.active.as_str().to_string(),
+            pod::GENERATION_ANNOTATION => a.generation.to_string(),
+            k if k == slot.revision_annotation() => {
+                a.revisions.get(&slot).cloned().unwrap_or_default()
+            }
+            k => panic!("slot {slot} reads an annotation the layout does not set: {k}"),
+        };
+        let env = rendered.env.unwrap_or_default();
+        for name in [ENV_SLOT, ENV_VERSION, ENV_ACTIVE_SLOT, ENV_GENERATION] {
+            assert!(
+                env.iter().any(|e| e.name == name),
+                "rendered without {name}"
+            );
+        }
+        let mut c = Command::new(&argv[0]);
+        c.args(&argv[1..]).env_remove("ZDR_AGENT_DIR");
+        for e in env {
+            let value = match (&e.value, &e.value_from) {
+                (Some(v), _) => v.clone(),
+                (None, Some(from)) => {
+                    let path = &from.field_ref.as_ref().expect("a fieldRef").field_path;
+                    let key = path
+                        .strip_prefix("metadata.annotations['")
+                        .and_then(|k| k.strip_suffix("']"))
+                        .unwrap_or_else(|| panic!("a downward API path the harness lacks: {path}"));
+                    annotation(key)
+                }
+                (None, None) => String::new(),
+            };
+            c.env(&e.name, value);
+        }
+        c.env("ZDR_TERMINATION_LOG", self.termination_log(slot))
             .stdin(Stdio::null())
             .stdout(self.log(&format!("slot-{slot}")))
             .stderr(self.log(&format!("slot-{slot}")))
@@ -175,7 +259,7 @@ impl Kubelet {
 
     /// The controller's patch and the kubelet's restart of that container: `slot` gets a new
     /// image and the pod new annotations.
-    async fn change_image(&mut self, slot: Slot, image: Vec<OsString>, a: Annotations) {
+    async fn change_image(&mut self, slot: Slot, image: PathBuf, a: Annotations) {
         self.annotations = a;
         self.images.insert(slot, image);
         let code = self.stop_slot(slot).await;
@@ -267,20 +351,30 @@ async fn wait_exit(c: &mut Child, timeout: Duration) -> Option<i32> {
 }
 
 /// The demo app in the slot's "image" (run from the installed binary, as a slot would).
-fn app(k: &Kubelet, version: &str, extra: &[&str]) -> Vec<OsString> {
-    let mut v: Vec<OsString> = vec![
-        k.agent_bin().into(),
-        "demo-app".into(),
-        "--version".into(),
-        version.into(),
-    ];
-    v.extend(extra.iter().map(OsString::from));
-    v
+/// An "image" whose `/app/server` runs the demo app at `version` with `extra` arguments (from
+/// the agent binary the sidecar installed, as an app image would carry its own server).
+fn app(k: &Kubelet, version: &str, extra: &[&str]) -> PathBuf {
+    use std::os::unix::fs::PermissionsExt;
+    let dir = k
+        .root
+        .join("images")
+        .join(format!("{version}{}", extra.join("")));
+    std::fs::create_dir_all(dir.join("app")).expect("image dir");
+    let server = dir.join("app/server");
+    let args: Vec<String> = extra.iter().map(|a| format!("'{a}'")).collect();
+    let script = format!(
+        "#!/bin/sh\nexec '{}' demo-app --version '{version}' {}\n",
+        k.agent_bin().display(),
+        args.join(" ")
+    );
+    std::fs::write(&server, script).expect("write the image's server");
+    std::fs::set_permissions(&server, std::fs::Permissions::from_mode(0o755)).expect("chmod");
+    dir
 }
 
 /// A parked slot runs the agent image: the user's command is not even there.
-fn parked_image() -> Vec<OsString> {
-    vec!["/nonexistent/app/server".into()]
+fn parked_image() -> PathBuf {
+    PathBuf::from("/nonexistent/agent-image")
 }
 
 fn annotations(active: Slot, generation: u64, a: &str, b: &str) -> Annotations {
@@ -400,7 +494,7 @@ async fn swaps_a_to_b_and_back_through_parking_under_load() {
 /// Changes slot b's image to `bad` (generation `generation`) and checks the failure: the
 /// launcher exits 75 with `words` in its termination message, the old version serves, and the
 /// restarted launcher (same claim) stays standby.
-async fn failed_swap(k: &mut Kubelet, bad: Vec<OsString>, generation: u64, words: &str) {
+async fn failed_swap(k: &mut Kubelet, bad: PathBuf, generation: u64, words: &str) {
     k.change_image(Slot::B, bad, annotations(Slot::B, generation, "r1", "r3"))
         .await;
     let mut b = k.slots.remove(&Slot::B).unwrap();
