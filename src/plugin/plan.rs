@@ -177,10 +177,21 @@ pub fn plan_rollout(
             "  spec.paused is true: nothing happens until it is resumed"
         );
     }
+    timeline(&mut out, spec, &params, opts)?;
+    Ok(out)
+}
+
+/// The waves the planner simulates for a replacement, as a table.
+fn timeline(
+    out: &mut String,
+    spec: &ZeroDowntimeRolloutSpec,
+    params: &Params,
+    opts: &PlanOptions,
+) -> Result<(), PlanError> {
     let from = (!opts.fresh).then_some("old");
     let timing = opts.timing;
     let timeline =
-        planner::simulate_rollout(&params, from, timing, 100_000).map_err(PlanError::Stuck)?;
+        planner::simulate_rollout(params, from, timing, 100_000).map_err(PlanError::Stuck)?;
     let _ = writeln!(
         out,
         "  timeline: pods assumed Ready {}s after creation, minReadySeconds {}, a removed pod out of traffic at once and deleted {}s later (endpoint propagation); podReplacementPolicy {:?}",
@@ -215,7 +226,7 @@ pub fn plan_rollout(
         timeline.waves.len(),
         timeline.done_at.as_secs()
     );
-    Ok(out)
+    Ok(())
 }
 
 /// The conditions the controller sets from the spec alone (`HotSwap`), in their words; with

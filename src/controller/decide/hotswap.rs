@@ -189,12 +189,15 @@ pub(crate) fn swaps(
         .as_ref()
         .map(|h| h.container.as_str())
         .unwrap_or_default();
-    for (pod, st) in &ip.pods {
+    // Pods already out of traffic first: swapping them takes nothing more out.
+    let mut order: Vec<&(PodSwap, PodStep)> = ip.pods.iter().collect();
+    order.sort_by_key(|(p, _)| available(&p.name));
+    for (pod, st) in order {
+        let restarts = matches!(st, PodStep::Park(_) | PodStep::Swap { .. });
         let take = match st {
             PodStep::Settle { .. } | PodStep::Revert(_) => true,
-            PodStep::Park(_) | PodStep::Swap { .. }
-                if !paused && budget > 0 && available(&pod.name) =>
-            {
+            _ if restarts && !paused && !available(&pod.name) => true,
+            _ if restarts && !paused && budget > 0 => {
                 budget -= 1;
                 true
             }

@@ -397,3 +397,36 @@ async fn an_agent_restarted_mid_swap_changes_nothing_until_the_slot_is_ready() {
         (Some(1), Some(2))
     );
 }
+
+#[tokio::test]
+async fn a_pod_already_out_of_traffic_is_swapped_without_taking_another_out() {
+    // web-a swaps (maxUnavailable 1 used); web-c is not Ready anyway: it is swapped too,
+    // web-b (serving) waits.
+    let mut h = harness(NOW);
+    let (zdr, old, new) = swap_rollout(&mut h, json!({}));
+    add(
+        &mut h.pods,
+        swapping("web-a", &old, &new, slot_b("c://web-a-b", true)),
+    );
+    add(&mut h.pods, settled("web-b", &old));
+    let mut unready = settled("web-c", &old);
+    let conditions = unready
+        .status
+        .as_mut()
+        .unwrap()
+        .conditions
+        .as_mut()
+        .unwrap();
+    conditions[0].status = "False".into();
+    add(&mut h.pods, unready);
+    let task = tokio::spawn(reconcile(Arc::new(zdr), h.ctx.clone()));
+    let sent = h
+        .api
+        .expect(Method::PATCH, &pod_path("web-c"), pod_reply("web-c"))
+        .await;
+    assert_eq!(sent["body"][2]["value"], "web:2");
+    assert_eq!(h.api.expect_event().await["reason"], "HotSwapStarted");
+    let s = h.api.expect_status().await;
+    task.await.unwrap().unwrap();
+    assert_eq!(s["hotSwap"]["pending"], 2);
+}
