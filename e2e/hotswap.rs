@@ -37,7 +37,7 @@ fn spec() -> Value {
 }
 
 /// The rollout's pods by name: (uid, revision label, active slot, slot b's image).
-async fn pods(api: &Api<Pod>, name: &str) -> BTreeMap<String, (String, String, String, String)> {
+async fn pods(api: &Api<Pod>, name: &str) -> Seen {
     let list = api
         .list(&ListParams::default().labels(&format!("app={name}")))
         .await
@@ -119,12 +119,18 @@ async fn most_unready(
     (z, most)
 }
 
-pub async fn hot_swap_updates_pods_in_place_through_a_controller_restart_and_back() {
-    let Some(mut env) = setup("hotswap").await else {
-        return;
-    };
-    let name = "swap";
-    let z = crate::cluster::rollout(name, 3, swappable(&image_v1()), spec());
+/// The pods of a hot-swap rollout as observed: name -> (uid, revision label, active slot,
+/// slot b's image).
+type Seen = BTreeMap<String, (String, String, String, String)>;
+
+/// Creates the rollout `name` with `replicas` pods at `image_v1` and waits until it is
+/// Healthy; returns its revision, the pods' API and its pods.
+async fn start(
+    env: &mut crate::cluster::TestEnv,
+    name: &str,
+    replicas: i32,
+) -> (String, Api<Pod>, Seen) {
+    let z = crate::cluster::rollout(name, replicas, swappable(&image_v1()), spec());
     let generation = env.create(&z).await;
     let first = env
         .wait_until(name, "Healthy at the first revision", |z| {
@@ -134,7 +140,16 @@ pub async fn hot_swap_updates_pods_in_place_through_a_controller_restart_and_bac
     let stable = first.status.and_then(|s| s.update_revision).unwrap();
     let api: Api<Pod> = Api::namespaced(env.client.clone(), &env.ns);
     let before = pods(&api, name).await;
-    assert_eq!(before.len(), 3);
+    assert_eq!(before.len(), replicas as usize);
+    (stable, api, before)
+}
+
+pub async fn hot_swap_updates_pods_in_place_through_a_controller_restart_and_back() {
+    let Some(mut env) = setup("hotswap").await else {
+        return;
+    };
+    let name = "swap";
+    let (stable, api, before) = start(&mut env, name, 3).await;
     for (pod, (_, rev, active, b)) in &before {
         assert_eq!((rev, active.as_str()), (&stable, "a"), "{pod}");
         assert_ne!(b, &image_v1(), "{pod}: slot b starts parked");
@@ -209,16 +224,7 @@ pub async fn a_new_version_that_cannot_start_is_reverted_in_place_and_aborts() {
         return;
     };
     let name = "swapfail";
-    let z = crate::cluster::rollout(name, 2, swappable(&image_v1()), spec());
-    let generation = env.create(&z).await;
-    let first = env
-        .wait_until(name, "Healthy at the first revision", |z| {
-            healthy(z, generation)
-        })
-        .await;
-    let stable = first.status.and_then(|s| s.update_revision).unwrap();
-    let api: Api<Pod> = Api::namespaced(env.client.clone(), &env.ns);
-    let before = pods(&api, name).await;
+    let (stable, api, before) = start(&mut env, name, 2).await;
 
     // A tag no registry has: a real kubelet cannot pull it, the simulated one crash-loops it
     // (its tag says `crash`).

@@ -1,7 +1,9 @@
 //! `zdr-agent exec`: one slot's launcher. It registers with the sidecar, starts the app with the
 //! sockets the systemd way when told (through the `__shim` re-exec, so `LISTEN_PID` is the app's
 //! own pid), relays `READY=1`, forwards signals, reaps, drains on command, and keeps a copy of
-//! the sockets to hand back to a restarted sidecar.
+//! the sockets to hand back to a restarted sidecar. In a hot-swap pod it carries its claim
+//! (`contract::pod::Claim`) and, when the swap to its slot fails, writes the reason as the
+//! container's termination message and exits with `EXIT_SWAP_FAILED`.
 
 use std::ffi::{CString, OsString};
 use std::os::fd::{AsFd, BorrowedFd, OwnedFd};
@@ -20,7 +22,14 @@ use super::conn::Conn;
 use super::fds;
 use super::notify::NotifySocket;
 use super::sidecar::control_path;
+use crate::contract::pod::{Claim, EXIT_SWAP_FAILED};
 use crate::contract::protocol::{AppState, FromSidecar, ToSidecar};
+
+/// Environment variable naming the termination message file (default
+/// [`DEFAULT_TERMINATION_LOG`]).
+pub const ENV_TERMINATION_LOG: &str = "ZDR_TERMINATION_LOG";
+/// Where Kubernetes reads a container's termination message by default.
+pub const DEFAULT_TERMINATION_LOG: &str = "/dev/termination-log";
 
 /// Settings of `zdr-agent exec`.
 #[derive(Clone, Debug)]
@@ -41,6 +50,10 @@ pub struct LauncherConfig {
     pub connect_timeout: Duration,
     /// The app's command.
     pub cmd: Vec<OsString>,
+    /// This launcher's claim, in a hot-swap pod.
+    pub claim: Option<Claim>,
+    /// Where to write the reason of a failed swap (the container's termination message).
+    pub termination_log: PathBuf,
 }
 
 /// Launcher errors.
@@ -124,6 +137,7 @@ pub async fn run(cfg: LauncherConfig) -> Result<i32, LauncherError> {
     let mut reconnect_at: Option<Instant> = None;
     let mut stopping = false;
     let mut last_code = 0;
+    let mut swap_failed = false;
     let mut term = signal(SignalKind::terminate()).map_err(|e| LauncherError::Io("signal", e))?;
     let mut int = signal(SignalKind::interrupt()).map_err(|e| LauncherError::Io("signal", e))?;
     let mut hup = signal(SignalKind::hangup()).map_err(|e| LauncherError::Io("signal", e))?;
@@ -135,7 +149,11 @@ pub async fn run(cfg: LauncherConfig) -> Result<i32, LauncherError> {
 
     loop {
         if stopping && app.is_none() {
-            return Ok(last_code);
+            return Ok(if swap_failed {
+                EXIT_SWAP_FAILED
+            } else {
+                last_code
+            });
         }
         let ready_at = app
             .as_ref()
@@ -177,6 +195,12 @@ pub async fn run(cfg: LauncherConfig) -> Result<i32, LauncherError> {
                                 return Err(LauncherError::Refused(message));
                             }
                             tracing::warn!(%message, "sidecar error");
+                        }
+                        FromSidecar::SwapFailed { generation, reason } => {
+                            tracing::error!(slot = %cfg.slot, generation, %reason, "the swap to this slot failed: exiting once the app is gone");
+                            write_termination_message(&cfg.termination_log, &reason);
+                            swap_failed = true;
+                            stopping = true;
                         }
                         FromSidecar::Standby | FromSidecar::Keep => {}
                         other => tracing::warn!(?other, "unexpected message from sidecar"),
@@ -330,11 +354,20 @@ async fn hello(
             started_unix_ms: a.started_unix_ms,
         }),
         held: held.iter().map(|(n, _)| n.clone()).collect(),
+        claim: cfg.claim.clone(),
     };
     let fds: Vec<BorrowedFd<'_>> = held.iter().map(|(_, f)| f.as_fd()).collect();
     conn.send(&msg, &fds)
         .await
         .map_err(|e| std::io::Error::other(e.to_string()))
+}
+
+/// Writes `reason` as the container's termination message. A missing or unwritable file (outside
+/// Kubernetes) is logged and otherwise ignored: the exit code still tells.
+fn write_termination_message(path: &std::path::Path, reason: &str) {
+    if let Err(e) = std::fs::write(path, format!("{reason}\n")) {
+        tracing::warn!(path = %path.display(), error = %e, "cannot write the termination message");
+    }
 }
 
 fn spawn_app(

@@ -9,6 +9,7 @@
 //!   endpoint and metrics (the document itself is [`crate::contract::status`]).
 //! - [`launcher`], [`notify`]: `zdr-agent exec`, the exec shim and `NOTIFY_SOCKET`.
 //! - [`liveness`]: the lock each launcher holds, which tells a restarted sidecar who is alive.
+//! - [`install`]: `sidecar --install`, the copy of the agent binary for the slots.
 //! - [`ctl`], [`cli`]: the local client, and command-line parsers.
 //!
 //! The demo app, load generator, local pod and benchmark live in [`crate::demo`]: they are
@@ -18,6 +19,7 @@ pub mod cli;
 pub mod conn;
 pub mod ctl;
 pub mod fds;
+pub mod install;
 pub mod launcher;
 pub mod liveness;
 pub mod notify;

@@ -17,8 +17,9 @@ use tokio::sync::{mpsc, oneshot};
 use super::conn::{Conn, ConnError};
 use super::liveness;
 use super::sockets::{Held, ListenSpec};
-use super::status::{self, Metrics, SharedStatus};
-use super::swap::{Event, Machine, MachineConfig, Outgoing, Persisted};
+use super::status::{self, Metrics, SharedReadiness, SharedStatus};
+use super::swap::{Event, Machine, MachineConfig, Outgoing, Persisted, read_failed};
+use crate::contract::pod::Claim;
 use crate::contract::protocol::{AppState, FromSidecar, ToSidecar};
 use crate::contract::status::Status;
 use crate::observe::Health;
@@ -47,6 +48,8 @@ pub struct SidecarConfig {
     pub ready_timeout: Duration,
     /// Recovery window after a restart.
     pub recover_timeout: Duration,
+    /// Where to copy this binary for the slots before binding (`--install`).
+    pub install: Option<PathBuf>,
 }
 
 /// Start-up errors.
@@ -67,6 +70,9 @@ pub enum SidecarError {
     /// The status endpoint.
     #[error("status endpoint {0}: {1}")]
     Http(SocketAddr, io::Error),
+    /// `--install` failed.
+    #[error(transparent)]
+    Install(#[from] super::install::InstallError),
     /// The machine stopped on a fatal error.
     #[error(transparent)]
     Machine(#[from] super::swap::MachineError),
@@ -102,6 +108,10 @@ pub async fn run(cfg: SidecarConfig) -> Result<(), SidecarError> {
             return Err(SidecarError::DuplicateName(s.name.clone()));
         }
     }
+    if let Some(dest) = &cfg.install {
+        super::install::install_self(dest)?;
+        tracing::info!(path = %dest.display(), "installed the agent binary for the slots");
+    }
     let dir_err = |e| SidecarError::Dir(cfg.dir.clone(), e);
     std::fs::create_dir_all(&cfg.dir).map_err(dir_err)?;
     let state_path = cfg.dir.join(STATE_FILE);
@@ -133,9 +143,15 @@ pub async fn run(cfg: SidecarConfig) -> Result<(), SidecarError> {
     let metrics = Metrics::new(&mut registry);
     let health = Health::new(registry);
     let shared: SharedStatus = Arc::new(Mutex::new(Status::default()));
-    let http = status::serve(cfg.http_addr, health.clone(), shared.clone())
-        .await
-        .map_err(|e| SidecarError::Http(cfg.http_addr, e))?;
+    let readiness: SharedReadiness = Arc::default();
+    let http = status::serve(
+        cfg.http_addr,
+        health.clone(),
+        shared.clone(),
+        readiness.clone(),
+    )
+    .await
+    .map_err(|e| SidecarError::Http(cfg.http_addr, e))?;
     tracing::info!(control = %control_path.display(), http = %http, "sidecar up");
 
     let mcfg = MachineConfig {
@@ -146,6 +162,7 @@ pub async fn run(cfg: SidecarConfig) -> Result<(), SidecarError> {
         ready_timeout: cfg.ready_timeout,
         recover_timeout: cfg.recover_timeout,
         state_path,
+        failed_generations: read_failed(&cfg.dir),
     };
     let machine = Machine::new(
         mcfg,
@@ -153,6 +170,7 @@ pub async fn run(cfg: SidecarConfig) -> Result<(), SidecarError> {
         expected,
         metrics,
         shared.clone(),
+        readiness,
         Some(http.to_string()),
     );
     let (tx, rx) = mpsc::channel(256);
@@ -239,6 +257,7 @@ async fn serve_conn(mut conn: Conn, id: u64, tx: mpsc::Sender<Event>, status: Sh
                 version,
                 app,
                 held,
+                claim,
                 ..
             } => {
                 if held.len() != fds.len() {
@@ -252,7 +271,15 @@ async fn serve_conn(mut conn: Conn, id: u64, tx: mpsc::Sender<Event>, status: Sh
                     continue;
                 }
                 let held = held.into_iter().zip(fds).collect();
-                launcher_session(conn, id, peer.1 as u32, slot, version, app, held, tx).await;
+                let hello = Hello {
+                    pid: peer.1 as u32,
+                    slot,
+                    version,
+                    app,
+                    held,
+                    claim,
+                };
+                launcher_session(conn, id, hello, tx).await;
                 return;
             }
             ToSidecar::Swap { to } => {
@@ -293,25 +320,26 @@ async fn reply_error(conn: &mut Conn, message: String) -> Result<(), ConnError> 
     conn.send(&FromSidecar::Error { message }, &[]).await
 }
 
-#[allow(clippy::too_many_arguments)]
-async fn launcher_session(
-    mut conn: Conn,
-    id: u64,
+/// A launcher's `hello`, checked, with its pid from SO_PEERCRED.
+struct Hello {
     pid: u32,
     slot: String,
     version: String,
     app: Option<AppState>,
     held: Vec<(String, OwnedFd)>,
-    tx: mpsc::Sender<Event>,
-) {
+    claim: Option<Claim>,
+}
+
+async fn launcher_session(mut conn: Conn, id: u64, h: Hello, tx: mpsc::Sender<Event>) {
     let (otx, mut orx) = mpsc::unbounded_channel::<Outgoing>();
     let hello = Event::Hello {
         conn: id,
-        slot,
-        pid,
-        version,
-        app,
-        held,
+        slot: h.slot,
+        pid: h.pid,
+        version: h.version,
+        app: h.app,
+        held: h.held,
+        claim: h.claim,
         tx: otx,
     };
     if tx.send(hello).await.is_err() {

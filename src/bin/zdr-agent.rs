@@ -12,6 +12,7 @@ use zdr::agent::cli::{parse_duration, parse_signal};
 use zdr::agent::sockets::ListenSpec;
 use zdr::agent::{ctl, launcher, sidecar};
 use zdr::contract::SwapResult;
+use zdr::contract::pod::Claim;
 use zdr::demo::demoapp;
 use zdr::telemetry::{self, LogFormat};
 
@@ -57,6 +58,10 @@ enum Cmd {
         /// After a sidecar restart, how long to wait for launchers to hand the sockets back.
         #[arg(long, default_value_t = 10)]
         recover_timeout_seconds: u64,
+        /// Copy this binary to PATH (atomically, mode 0755) before binding, for the slots of a
+        /// hot-swap pod (`/zdr/bin/zdr-agent`).
+        #[arg(long, value_name = "PATH")]
+        install: Option<PathBuf>,
     },
     /// Run an app in a slot on the sidecar's sockets (LISTEN_FDS, NOTIFY_SOCKET).
     Exec {
@@ -179,6 +184,7 @@ fn main() -> ExitCode {
                 drain_timeout_seconds,
                 ready_timeout_seconds,
                 recover_timeout_seconds,
+                install,
             } => {
                 let cfg = sidecar::SidecarConfig {
                     dir,
@@ -189,6 +195,7 @@ fn main() -> ExitCode {
                     drain_timeout: Duration::from_secs(drain_timeout_seconds),
                     ready_timeout: Duration::from_secs(ready_timeout_seconds),
                     recover_timeout: Duration::from_secs(recover_timeout_seconds),
+                    install,
                 };
                 match sidecar::run(cfg).await {
                     Ok(()) => ExitCode::SUCCESS,
@@ -208,6 +215,23 @@ fn main() -> ExitCode {
                 connect_timeout_seconds,
                 cmd,
             } => {
+                let claim = match Claim::from_env(|k| std::env::var(k).ok()) {
+                    Ok(c) => c,
+                    Err(e) => {
+                        eprintln!("zdr-agent exec: invalid hot-swap claim in the environment: {e}");
+                        return ExitCode::FAILURE;
+                    }
+                };
+                if let Some(c) = claim.as_ref().filter(|c| c.slot.as_str() != slot) {
+                    eprintln!(
+                        "zdr-agent exec: --slot {slot:?} disagrees with the claim's slot {:?} (ZDR_SLOT)",
+                        c.slot.as_str()
+                    );
+                    return ExitCode::FAILURE;
+                }
+                let termination_log = std::env::var_os(launcher::ENV_TERMINATION_LOG)
+                    .map(PathBuf::from)
+                    .unwrap_or_else(|| PathBuf::from(launcher::DEFAULT_TERMINATION_LOG));
                 let version = app_version.unwrap_or_else(|| {
                     cmd.first()
                         .map(|c| {
@@ -227,6 +251,8 @@ fn main() -> ExitCode {
                     stop_timeout: Duration::from_secs(stop_timeout_seconds),
                     connect_timeout: Duration::from_secs(connect_timeout_seconds),
                     cmd,
+                    claim,
+                    termination_log,
                 };
                 match launcher::run(cfg).await {
                     Ok(code) => ExitCode::from(code.clamp(0, 255) as u8),

@@ -11,6 +11,8 @@
 
 use std::fmt;
 
+use serde::{Deserialize, Serialize};
+
 /// Name of the agent's native sidecar (an init container with `restartPolicy: Always`).
 pub const AGENT_CONTAINER: &str = "zdr-agent";
 /// Name of slot `b`'s container; slot `a` keeps the user's container name.
@@ -57,8 +59,9 @@ pub const ENV_GENERATION: &str = "ZDR_SWAP_GENERATION";
 /// reason goes to the container's termination message; the restarted launcher stays standby.
 pub const EXIT_SWAP_FAILED: i32 = 75;
 
-/// One of the two app slots of a hot-swap pod.
-#[derive(Clone, Copy, Debug, PartialEq, Eq, PartialOrd, Ord, Hash)]
+/// One of the two app slots of a hot-swap pod (`a` or `b` on the wire).
+#[derive(Clone, Copy, Debug, PartialEq, Eq, PartialOrd, Ord, Hash, Serialize, Deserialize)]
+#[serde(rename_all = "lowercase")]
 pub enum Slot {
     /// The user's container, its name kept.
     A,
@@ -128,12 +131,14 @@ impl fmt::Display for Slot {
 }
 
 /// What a slot's launcher learns from its environment when its container starts: whether the
-/// controller wants it serving, and with which generation of the pod's swap history.
-#[derive(Clone, Debug, PartialEq, Eq)]
+/// controller wants it serving, and with which generation of the pod's swap history. The
+/// launcher sends it to the sidecar in its `hello`.
+#[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
 pub struct Claim {
     /// The launcher's slot.
     pub slot: Slot,
     /// The revision it runs; None when parked (the slot runs nothing).
+    #[serde(default)]
     pub revision: Option<String>,
     /// [`GENERATION_ANNOTATION`] at container start.
     pub generation: u64,

@@ -6,6 +6,7 @@
 use serde::{Deserialize, Serialize};
 use serde_json::Value;
 
+use super::pod::Claim;
 use super::status::{Status, SwapRecord};
 
 /// Protocol version this build speaks. A message with another `v` is answered with an error.
@@ -46,6 +47,9 @@ pub enum ToSidecar {
         /// Names of the attached descriptors, in order.
         #[serde(default)]
         held: Vec<String>,
+        /// The launcher's claim in a hot-swap pod (`docs/hotswap.md`); absent outside one.
+        #[serde(default, skip_serializing_if = "Option::is_none")]
+        claim: Option<Claim>,
     },
     /// The launcher started its app.
     Started {
@@ -105,6 +109,14 @@ pub enum FromSidecar {
     Status {
         /// The status document (boxed: it is much larger than the other messages).
         status: Box<Status>,
+    },
+    /// The swap to this launcher's slot failed: write `reason` as the container's termination
+    /// message and exit with [`super::pod::EXIT_SWAP_FAILED`] once the app is gone.
+    SwapFailed {
+        /// The generation of the launcher's claim that failed.
+        generation: u64,
+        /// Why, in words.
+        reason: String,
     },
     /// The request was refused or malformed.
     Error {
@@ -191,6 +203,7 @@ mod tests {
             version: "v1".into(),
             app: None,
             held: vec!["http".into()],
+            claim: None,
         };
         let line = encode(&m, 1);
         assert!(line.ends_with(b"\n"));
@@ -225,6 +238,11 @@ mod tests {
             decode::<ToSidecar>(br#"{"v":1,"type":"status","fds":-1}"#),
             Err(DecodeError::Fds)
         ));
+        // A hello of a launcher older than claims still parses.
+        let (m, _) =
+            decode::<ToSidecar>(br#"{"v":1,"type":"hello","slot":"a","pid":3,"version":"v1"}"#)
+                .unwrap();
+        assert!(matches!(m, ToSidecar::Hello { claim: None, .. }));
         let (m, n) = decode::<ToSidecar>(br#"{"v":1,"type":"status"}"#).unwrap();
         assert_eq!((m, n), (ToSidecar::Status, 0));
         assert_eq!(announced_fds(br#"{"v":9,"fds":3}"#), 3);

@@ -250,8 +250,22 @@ fn every_control_message_round_trips_through_a_line() {
             slot: "b".into(),
             pid: 4,
             version: "v2".into(),
-            app: Some(app),
+            app: Some(app.clone()),
             held: vec!["http".into()],
+            claim: None,
+        },
+        ToSidecar::Hello {
+            slot: "b".into(),
+            pid: 4,
+            version: "5f7c9d".into(),
+            app: None,
+            held: vec![],
+            claim: Some(crate::contract::pod::Claim {
+                slot: crate::contract::pod::Slot::B,
+                revision: Some("5f7c9d".into()),
+                generation: 3,
+                active: true,
+            }),
         },
         ToSidecar::Started { pid: 5 },
         ToSidecar::Ready { pid: 5 },
@@ -286,6 +300,10 @@ fn every_control_message_round_trips_through_a_line() {
         },
         FromSidecar::Status {
             status: Box::new(status()),
+        },
+        FromSidecar::SwapFailed {
+            generation: 3,
+            reason: "new version in slot b exited before it was ready (exit code 1)".into(),
         },
         FromSidecar::Error {
             message: "no idle slot".into(),

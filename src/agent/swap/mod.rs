@@ -3,7 +3,7 @@
 //! the time) and performs the commands it returns: messages to launchers, socket adoption and
 //! binding, the state file, answers, metrics, and the status document.
 
-use std::collections::{HashMap, VecDeque};
+use std::collections::{BTreeSet, HashMap, VecDeque};
 use std::os::fd::OwnedFd;
 use std::path::PathBuf;
 use std::sync::Arc;
@@ -18,9 +18,11 @@ mod report;
 
 pub use machine::Persisted;
 use machine::{Command, Core, Now};
+pub use recovery::{FAILED_PREFIX, read_failed};
 
 use super::sockets::{Held, ListenSpec};
-use super::status::{Metrics, SharedStatus};
+use super::status::{Metrics, SharedReadiness, SharedStatus};
+use crate::contract::pod::Claim;
 use crate::contract::protocol::{AppState, FromSidecar, ToSidecar};
 use crate::contract::status::SwapRecord;
 
@@ -50,6 +52,8 @@ pub enum Event {
         app: Option<AppState>,
         /// Sockets handed back, on reconnect.
         held: Vec<(String, OwnedFd)>,
+        /// Its claim, in a hot-swap pod.
+        claim: Option<Claim>,
         /// Channel to the connection.
         tx: mpsc::UnboundedSender<Outgoing>,
     },
@@ -91,6 +95,8 @@ pub struct MachineConfig {
     pub recover_timeout: Duration,
     /// Where to remember socket and slot names across sidecar restarts.
     pub state_path: PathBuf,
+    /// Claim generations whose swap failed (the markers found in the run directory).
+    pub failed_generations: BTreeSet<u64>,
 }
 
 /// The driver. Create with [`Machine::new`], run with [`Machine::run`].
@@ -105,6 +111,7 @@ pub struct Machine {
     next_request: u64,
     metrics: Metrics,
     status: SharedStatus,
+    readiness: SharedReadiness,
     http_addr: Option<String>,
 }
 
@@ -136,6 +143,7 @@ impl Machine {
         expected_slots: Vec<String>,
         metrics: Metrics,
         status: SharedStatus,
+        readiness: SharedReadiness,
         http_addr: Option<String>,
     ) -> Self {
         let core_cfg = machine::Config {
@@ -144,6 +152,7 @@ impl Machine {
             drain_timeout: cfg.drain_timeout,
             ready_timeout: cfg.ready_timeout,
             recover_timeout: cfg.recover_timeout,
+            failed_generations: cfg.failed_generations.clone(),
         };
         let (core, first) = Core::new(core_cfg, sockets.is_none(), expected_slots, now());
         let m = Machine {
@@ -157,6 +166,7 @@ impl Machine {
             next_request: 1,
             metrics,
             status,
+            readiness,
             http_addr,
         };
         for c in first {
@@ -199,6 +209,7 @@ impl Machine {
                 version,
                 app,
                 held,
+                claim,
                 tx,
             } => {
                 self.links.insert(conn, tx);
@@ -213,6 +224,7 @@ impl Machine {
                     version,
                     app,
                     hands_back,
+                    claim,
                 });
                 // Sockets not adopted (a rejected launcher, or already holding) are closed.
                 self.handed_back.remove(&conn);
@@ -309,6 +321,18 @@ impl Machine {
                 }
             }
             Command::Finished(r) => self.observe(&r),
+            Command::SwapFailed {
+                conn,
+                slot,
+                generation,
+                reason,
+            } => {
+                self.mark_failed(&slot, generation, &reason);
+                if let Some(conn) = conn {
+                    let msg = FromSidecar::SwapFailed { generation, reason };
+                    self.send(conn, msg, false, false);
+                }
+            }
         }
         Ok(None)
     }

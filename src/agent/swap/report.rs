@@ -8,7 +8,8 @@ use std::sync::Arc;
 use super::Machine;
 use super::machine::{Outcome, SwapReport};
 use crate::agent::sockets::{Held, ListenSpec, is_listening};
-use crate::agent::status::ResultLabel;
+use crate::agent::status::{ResultLabel, slot_readiness};
+use crate::contract::pod::Slot;
 use crate::contract::status::{
     AppStatus, SlotStatus, SocketStatus, Status, SwapRecord, SwapResult,
 };
@@ -161,6 +162,15 @@ impl Machine {
             http_addr: self.http_addr.clone(),
             pid: std::process::id(),
         };
+        let wanted = self.core.wanted();
+        let readiness = Slot::ALL
+            .into_iter()
+            .map(|s| (s, slot_readiness(&st, wanted, s)))
+            .collect();
+        match self.readiness.lock() {
+            Ok(mut g) => *g = readiness,
+            Err(p) => *p.into_inner() = readiness,
+        }
         match self.status.lock() {
             Ok(mut g) => *g = st,
             Err(p) => *p.into_inner() = st,

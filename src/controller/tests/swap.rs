@@ -96,6 +96,15 @@ fn swapping(name: &str, old: &str, new: &str, b_status: Value) -> Pod {
     )
 }
 
+/// The `HotSwap` condition of a written status.
+fn hot_swap_condition(status: &Value) -> Value {
+    status["conditions"]
+        .as_array()
+        .and_then(|cs| cs.iter().find(|c| c["type"] == "HotSwap"))
+        .cloned()
+        .unwrap_or_else(|| panic!("no HotSwap condition in {status}"))
+}
+
 fn pod_path(name: &str) -> String {
     format!("/api/v1/namespaces/ns/pods/{name}?&fieldManager=zdr-controller")
 }
@@ -141,13 +150,7 @@ async fn a_wave_swaps_one_pod_in_place_with_a_generation_tested_patch() {
         s["hotSwap"],
         json!({"revision": new, "pending": 3, "swapping": 0, "swapped": 0, "failed": 0})
     );
-    let c = s["conditions"]
-        .as_array()
-        .unwrap()
-        .iter()
-        .find(|c| c["type"] == "HotSwap")
-        .unwrap()
-        .clone();
+    let c = hot_swap_condition(&s);
     assert_eq!(
         (c["status"].as_str(), c["reason"].as_str()),
         (Some("True"), Some("InPlace"))
@@ -295,13 +298,7 @@ async fn an_env_change_replaces_pods_and_says_why() {
     assert_eq!(sent["body"]["status"]["conditions"][0]["status"], "False");
     let s = h.api.expect_status().await;
     task.await.unwrap().unwrap();
-    let c = s["conditions"]
-        .as_array()
-        .unwrap()
-        .iter()
-        .find(|c| c["type"] == "HotSwap")
-        .unwrap()
-        .clone();
+    let c = hot_swap_condition(&s);
     assert_eq!(c["reason"], "NotEligible");
     assert_eq!(
         c["message"],
@@ -324,13 +321,7 @@ async fn maxunavailable_zero_replaces_pods_and_says_why() {
     assert_eq!(pod["spec"]["containers"][0]["image"], "web:2");
     let s = h.api.expect_status().await;
     task.await.unwrap().unwrap();
-    let c = s["conditions"]
-        .as_array()
-        .unwrap()
-        .iter()
-        .find(|c| c["type"] == "HotSwap")
-        .unwrap()
-        .clone();
+    let c = hot_swap_condition(&s);
     assert_eq!(c["reason"], "NoUnavailableBudget");
     assert_eq!(
         c["message"],

@@ -5,16 +5,23 @@
 //! A swap: Start the target slot on the shared sockets -> wait for its readiness (deadline
 //! `ready_timeout`) -> only then Drain the old slot -> done when the old app exited. A target
 //! that exits or misses the deadline is stopped and the swap fails; the old slot is untouched.
+//!
+//! In a hot-swap pod, launchers carry claims ([`Claim`]) and the claims decide which slot
+//! serves (*pod mode*, `claims.rs`); elsewhere `ctl swap` does.
 
-use std::collections::{BTreeMap, HashMap};
+use std::collections::{BTreeMap, BTreeSet, HashMap};
 use std::time::{Duration, Instant};
 
 use serde::{Deserialize, Serialize};
 
+use crate::contract::pod::Claim;
 /// An app running in a slot: what its launcher reports (the contract's type, also the
 /// machine's view of it).
 pub use crate::contract::protocol::AppState;
+pub use outcome::{Exit, Failure, Outcome, Phase, Refusal, SwapReport};
 
+mod claims;
+mod outcome;
 mod recovery;
 mod swap;
 #[cfg(test)]
@@ -33,6 +40,9 @@ pub struct Config {
     pub ready_timeout: Duration,
     /// How long to wait for launchers to hand sockets back after a sidecar restart.
     pub recover_timeout: Duration,
+    /// Claim generations whose swap failed before this sidecar started (its markers in the
+    /// run directory): a launcher claiming one of them stays standby.
+    pub failed_generations: BTreeSet<u64>,
 }
 
 /// The time an event happens at: monotonic for deadlines, wall clock (Unix ms) for the start
@@ -60,6 +70,8 @@ pub struct SlotInfo {
     pub last_active: Option<Instant>,
     /// Apps started in it by this sidecar.
     pub starts: u64,
+    /// Its launcher's claim, in a hot-swap pod.
+    pub claim: Option<Claim>,
 }
 
 /// Input of the machine.
@@ -79,6 +91,8 @@ pub enum Event {
         app: Option<AppState>,
         /// It handed sockets back (after a sidecar restart).
         hands_back: bool,
+        /// Its claim, in a hot-swap pod.
+        claim: Option<Claim>,
     },
     /// A launcher started its app.
     Started {
@@ -188,6 +202,18 @@ pub enum Command {
     },
     /// A swap ended (for metrics and logs).
     Finished(SwapReport),
+    /// A swap to a claimed slot failed: remember `generation` in the run directory (so the
+    /// restarted launcher stays standby), then tell the launcher, if still connected.
+    SwapFailed {
+        /// Launcher connection, if still open.
+        conn: Option<u64>,
+        /// The slot.
+        slot: String,
+        /// The claim's generation.
+        generation: u64,
+        /// Why (the failure in words).
+        reason: String,
+    },
 }
 
 /// What survives a sidecar restart (in the shared directory).
@@ -199,153 +225,14 @@ pub struct Persisted {
     pub slots: Vec<String>,
 }
 
-/// How a swap ended, or that it has not yet.
-#[derive(Clone, Debug, PartialEq, Eq)]
-pub enum Outcome {
-    /// Under way.
-    Running,
-    /// The new version serves, the old one exited.
-    Succeeded,
-    /// It failed.
-    Failed(Failure),
-}
-
-/// Why a swap failed.
-#[derive(Clone, Debug, PartialEq, Eq, thiserror::Error)]
-pub enum Failure {
-    /// The new version exited (or its launcher was lost) before READY=1.
-    #[error(
-        "new version in slot {slot} exited before it was ready ({exit}); old version kept serving"
-    )]
-    ExitedBeforeReady {
-        /// The new slot.
-        slot: String,
-        /// How it ended.
-        exit: Exit,
-    },
-    /// The new version missed the readiness deadline and was stopped.
-    #[error(
-        "new version in slot {slot} was not ready within {}s; stopped it, old version kept serving",
-        .timeout.as_secs_f64()
-    )]
-    NotReady {
-        /// The new slot.
-        slot: String,
-        /// The deadline.
-        timeout: Duration,
-    },
-    /// The old version outlived its drain timeout (and the backstop after it).
-    #[error("old version did not exit after its drain timeout")]
-    DrainTimeout,
-}
-
-/// How an app ended.
-#[derive(Clone, Copy, Debug, PartialEq, Eq, thiserror::Error)]
-pub enum Exit {
-    /// It exited with this code.
-    #[error("exit code {0}")]
-    Code(i32),
-    /// A signal killed it.
-    #[error("signal {0}")]
-    Signal(i32),
-    /// The launcher reported neither.
-    #[error("unknown status")]
-    Unknown,
-    /// Its launcher's connection closed.
-    #[error("launcher disconnected")]
-    LauncherLost,
-}
-
-/// Why a swap request was refused (nothing was changed).
-#[derive(Clone, Debug, PartialEq, Eq, thiserror::Error)]
-pub enum Refusal {
-    /// One swap at a time.
-    #[error(
-        "swap #{id} to slot {to} is already in progress ({}); one swap at a time",
-        phase_words(.phase)
-    )]
-    InProgress {
-        /// The running swap.
-        id: u64,
-        /// Its target.
-        to: String,
-        /// Its phase.
-        phase: Phase,
-    },
-    /// The sockets are not held yet.
-    #[error("the sidecar is still recovering its sockets")]
-    Recovering,
-    /// The named slot has no launcher.
-    #[error("no launcher is connected for slot {0:?}")]
-    NoLauncher(String),
-    /// The named slot runs an app.
-    #[error("slot {slot:?} is not idle: it runs pid {pid} ({})", activity(.active))]
-    NotIdle {
-        /// The slot.
-        slot: String,
-        /// Its app's pid.
-        pid: u32,
-        /// Whether it is the active slot (else it is stopping or starting).
-        active: bool,
-    },
-    /// Every slot runs an app.
-    #[error("no idle slot: connect a standby launcher first")]
-    NoIdleSlot,
-    /// No target named, and more than one is idle.
-    #[error("several idle slots {0:?}: name one with --to")]
-    SeveralIdle(Vec<String>),
-}
-
-fn phase_words(p: &Phase) -> &'static str {
-    match p {
-        Phase::Starting => "starting the new version",
-        Phase::Draining { .. } => "draining the old version",
-    }
-}
-
-fn activity(active: &bool) -> &'static str {
-    if *active { "active" } else { "stopping" }
-}
-
-/// One swap, as the machine reports it.
-#[derive(Clone, Debug, PartialEq, Eq)]
-pub struct SwapReport {
-    /// Sequence number, from 1.
-    pub id: u64,
-    /// Old slot (none if nothing was serving).
-    pub from: Option<String>,
-    /// New slot.
-    pub to: String,
-    /// Version label of the new slot.
-    pub to_version: String,
-    /// Where it stands.
-    pub outcome: Outcome,
-    /// Start of the new version to its readiness.
-    pub ready: Option<Duration>,
-    /// Drain signal to the old version's exit.
-    pub drain: Option<Duration>,
-    /// Whole swap.
-    pub total: Option<Duration>,
-}
-
-/// The phase of a swap under way.
-#[derive(Clone, Copy, Debug, PartialEq, Eq)]
-pub enum Phase {
-    /// The new version was started; waiting for READY=1.
-    Starting,
-    /// The new version is active; the old one was told to drain at `since`.
-    Draining {
-        /// When the drain began.
-        since: Instant,
-    },
-}
-
 struct Swap {
     report: SwapReport,
     started: Instant,
     deadline: Instant,
     phase: Phase,
     requests: Vec<u64>,
+    /// The generation of the target's claim, when it claimed to serve (pod mode).
+    claim_generation: Option<u64>,
 }
 
 /// The machine. Create with [`Core::new`], feed with [`Core::handle`].
@@ -365,6 +252,11 @@ pub struct Core {
     succeeded: u64,
     failed: u64,
     ensure_at: Option<Instant>,
+    /// Pod mode: a launcher with a claim was seen.
+    pod: bool,
+    /// Generations of the claims to serve seen, and those whose swap failed.
+    wanting_seen: BTreeSet<u64>,
+    failed_generations: BTreeSet<u64>,
     out: Vec<Command>,
 }
 
@@ -379,6 +271,7 @@ impl Core {
         now: Now,
     ) -> (Self, Vec<Command>) {
         let recovering_until = recovering.then(|| now.at + cfg.recover_timeout);
+        let failed_generations = cfg.failed_generations.clone();
         let mut core = Core {
             cfg,
             held: !recovering,
@@ -395,6 +288,9 @@ impl Core {
             succeeded: 0,
             failed: 0,
             ensure_at: None,
+            pod: !failed_generations.is_empty(),
+            wanting_seen: BTreeSet::new(),
+            failed_generations,
             out: Vec::new(),
         };
         core.persist();
@@ -412,7 +308,8 @@ impl Core {
                 version,
                 app,
                 hands_back,
-            } => self.on_hello(now, conn, slot, pid, version, app, hands_back),
+                claim,
+            } => self.on_hello(now, conn, slot, pid, version, app, hands_back, claim),
             Event::Started { conn, pid } => {
                 if let Some(app) = self.app_of_conn(conn) {
                     app.pid = pid;
@@ -435,6 +332,7 @@ impl Core {
         if self.recovery_complete() {
             self.finish_recovery();
         }
+        self.follow_claims(now);
         std::mem::take(&mut self.out)
     }
 
@@ -526,13 +424,20 @@ impl Core {
     }
 
     /// When nothing runs (first start, or the serving app died), start an idle slot: the one
-    /// active most recently, else the first by name.
+    /// active most recently, else the first by name; in pod mode only the wanted slot.
     fn ensure_serving(&mut self, now: Now) {
         self.ensure_at = None;
         if !self.held || self.swap.is_some() {
             return;
         }
         if self.slots.values().any(|s| s.app.is_some()) {
+            return;
+        }
+        if self.pod {
+            if let Some(slot) = self.wanted().map(str::to_owned) {
+                tracing::info!(%slot, "nothing serving: starting the wanted slot");
+                self.start(now, &slot);
+            }
             return;
         }
         let pick = self

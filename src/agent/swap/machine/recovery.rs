@@ -1,7 +1,7 @@
 //! Launchers registering, and the recovery after a sidecar restart: which sockets came back,
 //! when recovery ends, and which of the apps found running is active.
 
-use super::{AppState, Command, Core, Now, SlotInfo};
+use super::{AppState, Claim, Command, Core, Now, SlotInfo};
 
 impl Core {
     #[allow(clippy::too_many_arguments)]
@@ -14,12 +14,17 @@ impl Core {
         version: String,
         app: Option<AppState>,
         hands_back: bool,
+        claim: Option<Claim>,
     ) {
         if let Some(s) = self.slots.get(&slot) {
             self.out.push(Command::Reject {
                 conn,
                 message: format!("slot {slot:?} already has a launcher (pid {})", s.pid),
             });
+            return;
+        }
+        if let Some(Err(message)) = claim.as_ref().map(|c| self.register_claim(&slot, c)) {
+            self.out.push(Command::Reject { conn, message });
             return;
         }
         if hands_back && !self.held {
@@ -36,6 +41,7 @@ impl Core {
                 app,
                 last_active: None,
                 starts: 0,
+                claim,
             },
         );
         self.conns.insert(conn, slot.clone());

@@ -174,7 +174,7 @@ impl Core {
         }
     }
 
-    fn begin_swap(&mut self, now: Now, to: Option<String>) -> Result<(), Refusal> {
+    pub(super) fn begin_swap(&mut self, now: Now, to: Option<String>) -> Result<(), Refusal> {
         if let Some(sw) = &self.swap {
             return Err(Refusal::InProgress {
                 id: sw.report.id,
@@ -186,6 +186,8 @@ impl Core {
             return Err(Refusal::Recovering);
         }
         let to = self.pick_target(to)?;
+        self.check_wanted(&to)?;
+        let claim_generation = self.claim_generation(&to);
         // The old version: the active one, or else an app that was started but is not ready
         // yet (a swap right after the first start), so that it is drained too.
         let from = self
@@ -221,12 +223,14 @@ impl Core {
             deadline: now.at + self.cfg.ready_timeout,
             phase: Phase::Starting,
             requests: Vec::new(),
+            claim_generation,
         });
         self.start(now, &to);
         Ok(())
     }
 
     fn pick_target(&self, to: Option<String>) -> Result<String, Refusal> {
+        let to = to.or_else(|| self.wanted().map(str::to_owned));
         let Some(t) = to else {
             let mut idle: Vec<String> = self
                 .slots
@@ -263,6 +267,7 @@ impl Core {
             Some(e) => {
                 self.failed += 1;
                 tracing::warn!(id = sw.report.id, error = %e, "swap failed");
+                self.claim_failed(&sw.report.to, sw.claim_generation, e);
             }
             None => {
                 self.succeeded += 1;

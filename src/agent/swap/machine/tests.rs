@@ -6,6 +6,7 @@ use std::time::{Duration, Instant};
 
 use super::*;
 
+mod claims;
 mod props;
 mod recovery;
 
@@ -20,6 +21,7 @@ fn cfg() -> Config {
         drain_timeout: DRAIN_TIMEOUT,
         ready_timeout: READY_TIMEOUT,
         recover_timeout: RECOVER_TIMEOUT,
+        failed_generations: Default::default(),
     }
 }
 
@@ -88,6 +90,7 @@ impl H {
             version: format!("v-{slot}"),
             app: None,
             hands_back: false,
+            claim: None,
         })
     }
 
@@ -505,6 +508,14 @@ fn failures_and_refusals_read_as_before() {
         (
             Refusal::NoLauncher("z".into()).to_string(),
             "no launcher is connected for slot \"z\"",
+        ),
+        (
+            Refusal::NotWanted {
+                slot: "b".into(),
+                wanted: Some("a".into()),
+            }
+            .to_string(),
+            "slot \"b\" is not the slot the launchers' claims want serving (a); in a hot-swap pod the controller chooses it",
         ),
     ];
     for (got, want) in cases {

@@ -1,6 +1,7 @@
 //! Invariants of the swap machine over arbitrary event sequences (launchers coming and going,
 //! apps starting, becoming ready and exiting in any order, swap requests, time passing),
-//! starting either with the sockets held or recovering them after a sidecar restart.
+//! starting either with the sockets held or recovering them after a sidecar restart; and in
+//! pod mode, where launchers of slots `a` and `b` carry arbitrary claims.
 
 use std::collections::{BTreeSet, HashSet};
 use std::time::Duration;
@@ -12,10 +13,14 @@ use super::H;
 
 const SLOTS: [&str; 3] = ["a", "b", "c"];
 
+/// A claim's generation, whether it names its slot active, and whether it runs a revision.
+type ClaimOp = (u64, bool, bool);
+
 #[derive(Clone, Debug)]
 enum Op {
-    /// A new connection says hello for a slot; with an app only while recovering.
-    Hello(usize, Option<(bool, u16)>),
+    /// A new connection says hello for a slot; with an app only while recovering; with a claim
+    /// only in pod mode.
+    Hello(usize, Option<(bool, u16)>, ClaimOp),
     Started(usize),
     Ready(usize),
     Exited(usize, Option<i32>),
@@ -27,8 +32,12 @@ enum Op {
 
 fn op() -> impl Strategy<Value = Op> {
     prop_oneof![
-        3 => (0..SLOTS.len(), proptest::option::of((any::<bool>(), any::<u16>())))
-            .prop_map(|(s, a)| Op::Hello(s, a)),
+        3 => (
+            0..SLOTS.len(),
+            proptest::option::of((any::<bool>(), any::<u16>())),
+            (0..4u64, any::<bool>(), any::<bool>()),
+        )
+            .prop_map(|(s, a, c)| Op::Hello(s, a, c)),
         1 => (0..8usize).prop_map(Op::Started),
         4 => (0..8usize).prop_map(Op::Ready),
         3 => (0..8usize, proptest::option::of(0..3i32)).prop_map(|(c, x)| Op::Exited(c, x)),
@@ -42,6 +51,7 @@ fn op() -> impl Strategy<Value = Op> {
 /// The model of the driver's side: which connections exist and which requests are open.
 #[derive(Default)]
 struct World {
+    pod: bool,
     conns: Vec<u64>,
     gone: HashSet<u64>,
     next_request: u64,
@@ -61,7 +71,14 @@ impl World {
 
     fn event(&mut self, h: &H, op: &Op) -> Option<Event> {
         Some(match op {
-            Op::Hello(s, app) => {
+            Op::Hello(s, app, (generation, active, runs)) => {
+                let slot = if self.pod { SLOTS[*s % 2] } else { SLOTS[*s] };
+                let claim = self.pod.then(|| Claim {
+                    slot: crate::contract::pod::Slot::parse(slot).expect("a or b"),
+                    revision: runs.then(|| format!("r{generation}")),
+                    generation: *generation,
+                    active: *active,
+                });
                 let conn = self.conns.len() as u64 + 1;
                 self.conns.push(conn);
                 let app = app
@@ -74,11 +91,12 @@ impl World {
                     });
                 Event::Hello {
                     conn,
-                    slot: SLOTS[*s].into(),
+                    slot: slot.into(),
                     pid: 100 + conn as u32,
                     version: "v".into(),
                     hands_back: app.is_some(),
                     app,
+                    claim,
                 }
             }
             Op::Started(i) => Event::Started {
@@ -134,6 +152,13 @@ fn check(
                     !busy_before.contains(slot) || exited == Some(*conn),
                     "{c:?} of a slot that ran an app"
                 );
+                if w.pod {
+                    assert_eq!(
+                        core.wanted(),
+                        Some(slot.as_str()),
+                        "{c:?}: pod mode starts only the wanted slot"
+                    );
+                }
             }
             Command::Drain { conn, slot, .. } => {
                 assert!(slot_conn(core, slot, *conn), "{c:?} targets no slot")
@@ -151,6 +176,13 @@ fn check(
                 assert!(w.answered.insert(*request), "{c:?}: answered twice");
             }
             Command::Finished(r) => check_finished(core, r),
+            Command::SwapFailed {
+                conn, generation, ..
+            } => {
+                assert!(w.pod, "{c:?} outside pod mode");
+                assert!(core.failed_generations().any(|g| g == *generation));
+                assert!(conn.is_none_or(|c| !w.gone.contains(&c)), "{c:?}: closed");
+            }
             Command::Adopt { .. } | Command::BindMissing | Command::Persist(_) => {}
         }
     }
@@ -226,10 +258,13 @@ fn check_finished(core: &Core, r: &SwapReport) {
     }
 }
 
-fn run(recovering: bool, ops: Vec<Op>) {
+fn run(recovering: bool, pod: bool, ops: Vec<Op>) {
     let expected: &[&str] = if recovering { &["a", "b"] } else { &[] };
     let (mut h, _) = H::new(recovering, expected);
-    let mut w = World::default();
+    let mut w = World {
+        pod,
+        ..World::default()
+    };
     for op in &ops {
         if let Op::Advance(ms) = op {
             h.elapsed += Duration::from_millis(*ms as u64);
@@ -264,11 +299,23 @@ proptest! {
 
     #[test]
     fn invariants_hold_with_sockets_held(ops in proptest::collection::vec(op(), 0..80)) {
-        run(false, ops);
+        run(false, false, ops);
     }
 
     #[test]
     fn invariants_hold_when_recovering(ops in proptest::collection::vec(op(), 0..80)) {
-        run(true, ops);
+        run(true, false, ops);
+    }
+
+    #[test]
+    fn invariants_hold_in_pod_mode(ops in proptest::collection::vec(op(), 0..80)) {
+        run(false, true, ops);
+    }
+
+    #[test]
+    fn invariants_hold_in_pod_mode_when_recovering(
+        ops in proptest::collection::vec(op(), 0..80)
+    ) {
+        run(true, true, ops);
     }
 }

@@ -19,6 +19,7 @@ fn hello_with_app(h: &mut H, conn: u64, slot: &str, ready: bool, started: u64) -
             started_unix_ms: started,
         }),
         hands_back: true,
+        claim: None,
     })
 }
 
@@ -76,6 +77,7 @@ fn recovery_timeout_binds_and_goes_on_with_who_came_back() {
         version: "v-a".into(),
         app: None,
         hands_back: false,
+        claim: None,
     });
     assert_eq!(cmds, vec![]);
     assert_eq!(
