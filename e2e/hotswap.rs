@@ -36,13 +36,18 @@ fn spec() -> Value {
            "progressDeadlineSeconds": 120})
 }
 
+/// The pods labelled `app=<name>`.
+async fn list(api: &Api<Pod>, name: &str) -> Vec<Pod> {
+    api.list(&ListParams::default().labels(&format!("app={name}")))
+        .await
+        .expect("list pods")
+        .items
+}
+
 /// The rollout's pods by name: (uid, revision label, active slot, slot b's image).
 async fn pods(api: &Api<Pod>, name: &str) -> Seen {
-    let list = api
-        .list(&ListParams::default().labels(&format!("app={name}")))
+    list(api, name)
         .await
-        .expect("list pods");
-    list.items
         .iter()
         .map(|p| {
             let b = p
@@ -69,11 +74,8 @@ async fn pods(api: &Api<Pod>, name: &str) -> Seen {
 
 /// Pods of `name` whose Ready condition is not True.
 async fn not_ready(api: &Api<Pod>, name: &str) -> usize {
-    let list = api
-        .list(&ListParams::default().labels(&format!("app={name}")))
+    list(api, name)
         .await
-        .expect("list pods");
-    list.items
         .iter()
         .filter(|p| {
             !p.status
