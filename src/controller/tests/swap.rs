@@ -430,3 +430,57 @@ async fn a_pod_already_out_of_traffic_is_swapped_without_taking_another_out() {
     task.await.unwrap().unwrap();
     assert_eq!(s["hotSwap"]["pending"], 2);
 }
+
+#[tokio::test]
+async fn an_abort_swaps_the_pods_already_done_back_parking_the_old_slot_first() {
+    // web-a already runs the new revision in slot b; slot a still holds web:1. The user
+    // aborts: web-a goes back to web:1, and since slot a already has that image, it is parked
+    // first (the kubelet restarts a container only when its image changes).
+    let mut h = harness(NOW);
+    let (mut zdr, old, new) = swap_rollout(&mut h, json!({}));
+    zdr.metadata.annotations = Some([("zdr.dev/abort".to_string(), new.clone())].into());
+    add(
+        &mut h.pods,
+        laid_out(
+            "web-a",
+            &new,
+            json!({"zdr.dev/active-slot": "b", "zdr.dev/swap-generation": "1",
+                   "zdr.dev/slot-a-revision": old, "zdr.dev/slot-b-revision": new}),
+            ["web:1", "web:2"],
+            slot_b("c://web-a-b2", true),
+        ),
+    );
+    for n in ["web-b", "web-c"] {
+        add(&mut h.pods, settled(n, &old));
+    }
+    let task = tokio::spawn(reconcile(Arc::new(zdr), h.ctx.clone()));
+    assert_eq!(h.api.expect_event().await["reason"], "AbortedByUser");
+    let sent = h
+        .api
+        .expect(Method::PATCH, &pod_path("web-a"), pod_reply("web-a"))
+        .await;
+    assert_eq!(
+        sent["body"],
+        json!([
+            {"op": "test", "path": "/metadata/annotations/zdr.dev~1swap-generation", "value": "1"},
+            {"op": "test", "path": "/spec/containers/0/name", "value": "app"},
+            {"op": "add", "path": "/spec/containers/0/image", "value": AGENT_IMAGE},
+            {"op": "add", "path": "/metadata/annotations/zdr.dev~1slot-a-revision", "value": ""},
+            {"op": "add", "path": "/metadata/annotations/zdr.dev~1active-slot", "value": "b"},
+            {"op": "add", "path": "/metadata/annotations/zdr.dev~1swap-generation", "value": "2"},
+            {"op": "add", "path": "/metadata/annotations/zdr.dev~1swap-from", "value": "a/c://web-a-a"},
+            {"op": "add", "path": "/metadata/annotations/zdr.dev~1swap-started-at", "value": NOW},
+        ])
+    );
+    let s = h.api.expect_status().await;
+    task.await.unwrap().unwrap();
+    assert_eq!(s["phase"], "Aborted");
+    assert_eq!(s["hotSwap"]["revision"], old);
+    assert_eq!(
+        (
+            s["hotSwap"]["pending"].as_i64(),
+            s["hotSwap"]["swapped"].as_i64()
+        ),
+        (Some(1), Some(2))
+    );
+}
