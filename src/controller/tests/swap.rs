@@ -217,14 +217,12 @@ async fn a_controller_restarted_mid_swap_waits_and_then_settles_the_pod() {
     assert_eq!(s["updatedReplicas"], 1);
 }
 
-#[tokio::test]
-async fn a_failed_swap_reverts_the_pod_and_aborts_the_rollout() {
-    // The new version exited before READY: the agent's launcher exited 75 with the reason.
+/// web-a's swap to the new revision failed with slot b's status `b`; web-b and web-c serve
+/// the old revision. Checks the abort Event (its note ends with `why`), the revert patch, the
+/// pod's Event and the aborted status; returns the status and the old revision.
+async fn failed_swap_is_reverted(b: Value, why: &str) -> (Value, String) {
     let mut h = harness(NOW);
     let (zdr, old, new) = swap_rollout(&mut h, json!({}));
-    let mut b = slot_b("c://web-a-b3", true);
-    b["lastState"] = json!({"terminated": {"exitCode": 75, "containerID": "c://web-a-b2",
-                                           "message": "new version exited with status 1 before READY=1"}});
     add(&mut h.pods, swapping("web-a", &old, &new, b));
     for n in ["web-b", "web-c"] {
         add(&mut h.pods, settled(n, &old));
@@ -234,9 +232,7 @@ async fn a_failed_swap_reverts_the_pod_and_aborts_the_rollout() {
     assert_eq!(abort["reason"], "HotSwapFailed");
     assert_eq!(
         abort["note"],
-        format!(
-            "pod web-a: hot swap failed: the new container exited with code 75: new version exited with status 1 before READY=1: rolling back to {old}"
-        )
+        format!("pod web-a: hot swap failed: {why}: rolling back to {old}")
     );
     let sent = h
         .api
@@ -248,6 +244,7 @@ async fn a_failed_swap_reverts_the_pod_and_aborts_the_rollout() {
             .find(|o| o["path"] == path)
             .map(|o| o["value"].clone())
     };
+    assert_eq!(ops[0]["value"], "1", "tests the generation");
     assert_eq!(
         value("/metadata/annotations/zdr.dev~1active-slot"),
         Some(json!("a"))
@@ -264,6 +261,18 @@ async fn a_failed_swap_reverts_the_pod_and_aborts_the_rollout() {
     task.await.unwrap().unwrap();
     assert_eq!(s["phase"], "Aborted");
     assert_eq!(s["abortedRevision"], new);
+    (s, old)
+}
+
+#[tokio::test]
+async fn a_failed_swap_reverts_the_pod_and_aborts_the_rollout() {
+    // The new version exited before READY: the agent's launcher exited 75 with the reason.
+    let mut b = slot_b("c://web-a-b3", true);
+    b["lastState"] = json!({"terminated": {"exitCode": 75, "containerID": "c://web-a-b2",
+                                           "message": "new version exited with status 1 before READY=1"}});
+    let why =
+        "the new container exited with code 75: new version exited with status 1 before READY=1";
+    let (s, old) = failed_swap_is_reverted(b, why).await;
     assert_eq!(s["hotSwap"]["revision"], old);
     assert_eq!(s["hotSwap"]["failed"], 1);
     assert_eq!(s["hotSwap"]["pods"][0]["state"], "Failed");
@@ -333,33 +342,13 @@ async fn maxunavailable_zero_replaces_pods_and_says_why() {
 #[tokio::test]
 async fn a_slot_crash_looping_mid_swap_is_a_failed_swap() {
     // The new version's slot restarted and crash-loops (the kubelet's CrashLoopBackOff).
-    let mut h = harness(NOW);
-    let (zdr, old, new) = swap_rollout(&mut h, json!({}));
     let b = json!({"name": "zdr-slot-b", "containerID": "c://web-a-b3", "ready": false,
                    "restartCount": 3, "image": "web:2", "imageID": "x",
                    "state": {"waiting": {"reason": "CrashLoopBackOff",
                                          "message": "back-off 20s restarting failed container"}}});
-    add(&mut h.pods, swapping("web-a", &old, &new, b));
-    for n in ["web-b", "web-c"] {
-        add(&mut h.pods, settled(n, &old));
-    }
-    let task = tokio::spawn(reconcile(Arc::new(zdr), h.ctx.clone()));
-    let abort = h.api.expect_event().await;
-    assert_eq!(
-        abort["note"],
-        format!(
-            "pod web-a: hot swap failed: the new container is in CrashLoopBackOff: back-off 20s restarting failed container: rolling back to {old}"
-        )
-    );
-    let sent = h
-        .api
-        .expect(Method::PATCH, &pod_path("web-a"), pod_reply("web-a"))
-        .await;
-    assert_eq!(sent["body"][0]["value"], "1", "tests the generation");
-    assert_eq!(h.api.expect_event().await["reason"], "HotSwapFailed");
-    let s = h.api.expect_status().await;
-    task.await.unwrap().unwrap();
-    assert_eq!(s["phase"], "Aborted");
+    let why = "the new container is in CrashLoopBackOff: back-off 20s restarting failed container";
+    let (s, _) = failed_swap_is_reverted(b, why).await;
+    assert_eq!(s["hotSwap"]["pods"][0]["message"], why);
 }
 
 #[tokio::test]

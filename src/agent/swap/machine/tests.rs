@@ -122,6 +122,32 @@ impl H {
     }
 }
 
+/// A launcher of `slot` reconnecting with its running app (after a sidecar restart), with
+/// its version label and claim.
+fn reconnect(
+    h: &mut H,
+    conn: u64,
+    slot: &str,
+    version: String,
+    claim: Option<crate::contract::pod::Claim>,
+    (ready, started): (bool, u64),
+) -> Vec<Command> {
+    h.ev(Event::Hello {
+        conn,
+        slot: slot.into(),
+        pid: 100 + conn as u32,
+        version,
+        app: Some(AppState {
+            pid: 1000 + conn as u32,
+            ready,
+            draining: false,
+            started_unix_ms: started,
+        }),
+        hands_back: true,
+        claim,
+    })
+}
+
 fn start(conn: u64, slot: &str) -> Command {
     Command::Start {
         conn,

@@ -5,7 +5,7 @@
 use std::time::Duration;
 
 use super::super::*;
-use super::{DRAIN_TIMEOUT, H, READY_TIMEOUT, drain, exited_early, refused, start};
+use super::{DRAIN_TIMEOUT, H, READY_TIMEOUT, drain, exited_early, reconnect, refused, start};
 use crate::contract::pod::Slot;
 
 fn claim(slot: &str, generation: u64, active: bool, revision: Option<&str>) -> Claim {
@@ -279,20 +279,8 @@ fn parking_and_swapping_back_goes_through_the_newest_claim() {
 
 fn hello_running(h: &mut H, conn: u64, c: Claim, ready: bool, started: u64) -> Vec<Command> {
     let slot = c.slot.as_str().to_owned();
-    h.ev(Event::Hello {
-        conn,
-        slot,
-        pid: 100 + conn as u32,
-        version: c.revision.clone().unwrap_or_default(),
-        app: Some(AppState {
-            pid: 1000 + conn as u32,
-            ready,
-            draining: false,
-            started_unix_ms: started,
-        }),
-        hands_back: true,
-        claim: Some(c),
-    })
+    let version = c.revision.clone().unwrap_or_default();
+    reconnect(h, conn, &slot, version, Some(c), (ready, started))
 }
 
 #[test]

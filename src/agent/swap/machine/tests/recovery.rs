@@ -4,23 +4,10 @@
 use std::time::Duration;
 
 use super::super::*;
-use super::{H, RECOVER_TIMEOUT, drain, persist, refused, start};
+use super::{H, RECOVER_TIMEOUT, drain, persist, reconnect, refused, start};
 
 fn hello_with_app(h: &mut H, conn: u64, slot: &str, ready: bool, started: u64) -> Vec<Command> {
-    h.ev(Event::Hello {
-        conn,
-        slot: slot.into(),
-        pid: 100 + conn as u32,
-        version: format!("v-{slot}"),
-        app: Some(AppState {
-            pid: 1000 + conn as u32,
-            ready,
-            draining: false,
-            started_unix_ms: started,
-        }),
-        hands_back: true,
-        claim: None,
-    })
+    reconnect(h, conn, slot, format!("v-{slot}"), None, (ready, started))
 }
 
 #[test]
