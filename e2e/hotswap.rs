@@ -10,6 +10,7 @@ use std::time::Duration;
 
 use k8s_openapi::api::core::v1::Pod;
 use k8s_openapi::api::events::v1::Event;
+use k8s_openapi::apimachinery::pkg::util::intstr::IntOrString;
 use kube::api::ListParams;
 use kube::{Api, ResourceExt};
 use serde_json::{Value, json};
@@ -265,5 +266,80 @@ pub async fn a_new_version_that_cannot_start_is_reverted_in_place_and_aborts() {
     );
     let failed = events(&env, "HotSwapFailed").await;
     assert!(!failed.is_empty());
+    env.teardown().await;
+}
+
+pub async fn scaled_up_and_down_mid_swap_ends_with_every_pod_on_the_new_revision() {
+    let Some(mut env) = setup("hotswap-scale").await else {
+        return;
+    };
+    let name = "swapscale";
+    let (_, api, before) = start(&mut env, name, 4).await;
+    env.patch(name, &containers_patch(swappable(&image_v2())))
+        .await;
+    env.wait_until(name, "a swap under way", |z| {
+        z.status
+            .as_ref()
+            .and_then(|s| s.hot_swap.as_ref())
+            .is_some_and(|h| h.swapping + h.swapped >= 1)
+    })
+    .await;
+    // Up to 6 mid-swap (new pods start on the new revision), then down to 3.
+    env.patch(name, &json!({"spec": {"replicas": 6}})).await;
+    env.wait_until(name, "6 replicas", |z| {
+        z.status.as_ref().is_some_and(|s| s.replicas == 6)
+    })
+    .await;
+    let generation = env.patch(name, &json!({"spec": {"replicas": 3}})).await;
+    let done = env
+        .wait_until(name, "Healthy at 3 replicas", |z| healthy(z, generation))
+        .await;
+    env.wait_for_pod_count(name, 3).await;
+    let update = done.status.and_then(|s| s.update_revision).unwrap();
+    let after = pods(&api, name).await;
+    for (pod, (uid, rev, _, _)) in &after {
+        assert_eq!(rev, &update, "{pod} runs the new revision");
+        if let Some(old) = before.get(pod) {
+            assert_eq!(uid, &old.0, "{pod} kept its UID");
+        }
+    }
+    env.teardown().await;
+}
+
+pub async fn hot_swaps_keep_the_bounds_while_the_controller_is_killed_at_random_moments() {
+    let Some(mut env) = setup("hotswap-chaos").await else {
+        return;
+    };
+    let name = "swapchaos";
+    let replicas = 6;
+    let (_, api, before) = start(&mut env, name, replicas).await;
+    let bounds = crate::pods::Bounds::new(replicas, &IntOrString::Int(0), &IntOrString::Int(1));
+    let kills = crate::chaos::Kills {
+        min: Duration::from_millis(500),
+        max: Duration::from_millis(3000),
+    };
+    let mut total = 0;
+    // There, back (through parking) and there again.
+    for image in [image_v2(), image_v1(), image_v2()] {
+        let (z, killed) = env
+            .roll_with_kills(
+                name,
+                bounds,
+                &containers_patch(swappable(&image)),
+                true,
+                healthy,
+                Some(kills),
+            )
+            .await;
+        assert_eq!(z.status.expect("status").updated_replicas, replicas);
+        total += killed;
+    }
+    assert!(total > 0, "the controller was never killed");
+    let after = pods(&api, name).await;
+    assert_eq!(
+        after.iter().map(|(p, s)| (p, &s.0)).collect::<Vec<_>>(),
+        before.iter().map(|(p, s)| (p, &s.0)).collect::<Vec<_>>(),
+        "the same pods, swapped in place"
+    );
     env.teardown().await;
 }

@@ -99,6 +99,10 @@ fn tests() -> Vec<Test> {
         on_cluster!(deadline::progress_deadline_marks_the_rollout_degraded),
         on_cluster!(hotswap::hot_swap_updates_pods_in_place_through_a_controller_restart_and_back),
         on_cluster!(hotswap::a_new_version_that_cannot_start_is_reverted_in_place_and_aborts),
+        on_cluster!(hotswap::scaled_up_and_down_mid_swap_ends_with_every_pod_on_the_new_revision),
+        on_cluster!(
+            hotswap::hot_swaps_keep_the_bounds_while_the_controller_is_killed_at_random_moments
+        ),
         on_cluster!(hotswap_traffic::traffic_hot_swap_through_a_service_drops_nothing),
         on_cluster!(examples::the_api_server_accepts_every_example_and_rejects_both_zero),
         on_cluster!(hotswap_render::hot_swap_pods_are_admitted_under_restricted_and_turn_ready),
