@@ -66,9 +66,10 @@ pub enum PodSwapState {
 }
 
 /// The condition's reasons.
-#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+#[derive(Clone, Copy, Debug, Default, PartialEq, Eq)]
 pub enum Reason {
     /// Image-only updates will be swapped in place; none is in progress.
+    #[default]
     Ready,
     /// The update in progress is swapped in place.
     InPlace,
@@ -115,8 +116,7 @@ pub fn ready_message(container: &str) -> String {
 }
 
 /// The message while an update is swapped in place.
-pub fn in_place_message(container: &str, image: &str, s: Option<&HotSwapStatus>) -> String {
-    let s = s.cloned().unwrap_or_default();
+pub fn in_place_message(container: &str, image: &str, s: &HotSwapStatus) -> String {
     format!(
         "swapping container {container} in place to {image}: {} swapped, {} swapping, {} pending, {} failed",
         s.swapped, s.swapping, s.pending, s.failed

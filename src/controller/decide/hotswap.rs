@@ -2,6 +2,7 @@
 //! inside the running pods ([`path`]), and if so which pod takes which step now, the swaps
 //! bounded by maxUnavailable, with the counts, the `status.hotSwap` and the Events.
 
+use std::collections::HashSet;
 use std::time::Duration;
 
 use jiff::Timestamp;
@@ -46,7 +47,7 @@ pub struct SwapCommand {
 }
 
 /// The in-place part of a decision.
-#[derive(Clone, Debug)]
+#[derive(Clone, Debug, Default)]
 pub(crate) struct Swaps {
     /// Writes to make now.
     pub commands: Vec<SwapCommand>,
@@ -59,7 +60,8 @@ pub(crate) struct Swaps {
     pub updated_available: i32,
     /// Every pod runs the target, settled.
     pub done: bool,
-    /// `status.hotSwap`, while swapping in place.
+    /// `status.hotSwap`: Some exactly while swapping in place (the views and counts above
+    /// apply only then).
     pub status: Option<HotSwapStatus>,
     /// Failed swaps: (pod, why), for the abort.
     pub failures: Vec<(String, String)>,
@@ -69,31 +71,44 @@ pub(crate) struct Swaps {
     pub condition: (Reason, String),
 }
 
-impl Default for Swaps {
-    fn default() -> Self {
-        Swaps {
-            commands: Vec::new(),
-            views: Vec::new(),
-            updated: 0,
-            updated_available: 0,
-            done: false,
-            status: None,
-            failures: Vec::new(),
-            notes: Vec::new(),
-            condition: (Reason::Ready, String::new()),
-        }
-    }
+/// The hot-swap part of the decision towards `target`: with `hotSwap`, the `HotSwap`
+/// condition and, when the update is swapped in place, the writes, views and counts; None
+/// without `hotSwap`.
+pub(crate) fn decide(s: &Snapshot, target: &str, paused: bool, now: Timestamp) -> Option<Swaps> {
+    let container = &s.spec.strategy.hot_swap.as_ref()?.container;
+    Some(match path(s, target, now)? {
+        Path::InPlace(ip) => swaps(s, &ip, target, paused, now),
+        Path::Replace(reason, why) => Swaps {
+            condition: (reason, words::replace_message(container, &why)),
+            ..Swaps::default()
+        },
+        Path::Idle => Swaps {
+            condition: (Reason::Ready, words::ready_message(container)),
+            ..Swaps::default()
+        },
+    })
 }
 
 /// The path of the update towards `target`; None without `hotSwap`.
-pub(crate) fn path(s: &Snapshot, target: &str, now: Timestamp) -> Option<Path> {
+fn path(s: &Snapshot, target: &str, now: Timestamp) -> Option<Path> {
     let hs = s.spec.strategy.hot_swap.as_ref()?;
     if let Some((reason, why)) = crate::hotswap::refusal(s.spec, s.valid.max_unavailable) {
         return Some(Path::Replace(reason, why));
     }
     let timeout = super::deadline(s.spec);
+    // Pods that count: not terminating, not retiring, not finished.
+    let alive: HashSet<&str> = s
+        .pods
+        .iter()
+        .filter(|v| v.is_alive())
+        .map(|v| v.name.as_str())
+        .collect();
     let mut pods = Vec::new();
-    for pod in s.objects.iter().filter(|p| alive(s, p)) {
+    for pod in s
+        .objects
+        .iter()
+        .filter(|p| alive.contains(p.metadata.name.as_deref().unwrap_or_default()))
+    {
         match state::observe(pod, &hs.container, timeout, now) {
             Ok(p) => pods.push(p),
             Err(e) => {
@@ -138,12 +153,6 @@ pub(crate) fn path(s: &Snapshot, target: &str, now: Timestamp) -> Option<Path> {
     Some(Path::InPlace(InPlace { image, pods }))
 }
 
-/// Whether the pod counts: not terminating, not retiring, not finished.
-fn alive(s: &Snapshot, pod: &k8s_openapi::api::core::v1::Pod) -> bool {
-    let name = pod.metadata.name.as_deref().unwrap_or_default();
-    s.pods.iter().any(|v| v.name == name && v.is_alive())
-}
-
 /// The image of `container` in `template`.
 fn image_of(
     template: &k8s_openapi::api::core::v1::PodTemplateSpec,
@@ -161,24 +170,26 @@ fn image_of(
 
 /// The writes of this observation: settling and reverting always, new swaps while the pods
 /// out of traffic stay within maxUnavailable and nothing pauses the rollout.
-pub(crate) fn swaps(
-    s: &Snapshot,
-    ip: &InPlace,
-    target: &str,
-    paused: bool,
-    now: Timestamp,
-) -> Swaps {
+fn swaps(s: &Snapshot, ip: &InPlace, target: &str, paused: bool, now: Timestamp) -> Swaps {
     let min_ready = Duration::from_secs(s.spec.min_ready_seconds.max(0) as u64);
-    let view = |name: &str| s.pods.iter().find(|v| v.name == name);
-    let available = |name: &str| view(name).is_some_and(|v| v.is_available(min_ready, now));
+    let available: HashSet<&str> = s
+        .pods
+        .iter()
+        .filter(|v| v.is_available(min_ready, now))
+        .map(|v| v.name.as_str())
+        .collect();
+    let available = |name: &str| available.contains(name);
+    let busy: HashSet<&str> = ip
+        .pods
+        .iter()
+        .filter(|(p, _)| p.busy())
+        .map(|(p, _)| p.name.as_str())
+        .collect();
     let out_of_traffic = s
         .pods
         .iter()
         .filter(|v| v.is_alive())
-        .filter(|v| {
-            !v.is_available(min_ready, now)
-                || ip.pods.iter().any(|(p, _)| p.name == v.name && p.busy())
-        })
+        .filter(|v| !available(&v.name) || busy.contains(v.name.as_str()))
         .count() as i32;
     let mut budget = s.valid.max_unavailable - out_of_traffic;
     let mut out = Swaps::default();
@@ -214,18 +225,24 @@ pub(crate) fn swaps(
             out.failures.push((pod.name.clone(), words::failure(f)));
         }
     }
+    let swapped: HashSet<&str> = ip.pods.iter().map(|(p, _)| p.name.as_str()).collect();
     out.views = s
         .pods
         .iter()
         .map(|v| {
             let mut v = v.clone();
-            if ip.pods.iter().any(|(p, _)| p.name == v.name) {
+            if swapped.contains(v.name.as_str()) {
                 v.revision = Some(target.to_string());
             }
             v
         })
         .collect();
-    out.status = Some(status(ip, target));
+    let status = status(ip, target);
+    out.condition = (
+        Reason::InPlace,
+        words::in_place_message(container, &ip.image, &status),
+    );
+    out.status = Some(status);
     for (pod, _) in ip
         .pods
         .iter()

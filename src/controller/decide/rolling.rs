@@ -3,11 +3,11 @@
 
 use jiff::Timestamp;
 
-use super::hotswap::{self, Path, Swaps};
+use super::hotswap::{self, Swaps};
 use super::{
     Basis, Decision, Outcome, Snapshot, abort_now, analysis_waiting, deadline, params, progress,
 };
-use crate::crd::hot_swap::{self as words, Reason};
+use crate::crd::hot_swap as words;
 use crate::crd::{AbortReason, Phase};
 use crate::planner::{self, Summary};
 
@@ -100,37 +100,17 @@ fn waves(
         _ => s.update.to_string(),
     };
     let prm = params(s, b, &target);
-    let container = s
-        .spec
-        .strategy
-        .hot_swap
-        .as_ref()
-        .map(|h| h.container.clone());
-    let (plan, swaps) = match (hotswap::path(s, &target, now), container) {
-        (Some(Path::InPlace(ip)), Some(c)) => {
-            let mut w = hotswap::swaps(s, &ip, &target, prm.paused, now);
+    let swaps = hotswap::decide(s, &target, prm.paused, now);
+    let plan = match swaps.as_ref().filter(|w| w.status.is_some()) {
+        // Swapped in place: the planner only scales; the counts are the swaps'.
+        Some(w) => {
             let mut plan = planner::plan(&prm, &w.views, now);
             plan.counts.updated = w.updated;
             plan.counts.updated_available = w.updated_available;
             plan.complete &= w.done;
-            w.condition = (
-                Reason::InPlace,
-                words::in_place_message(&c, &ip.image, w.status.as_ref()),
-            );
-            (plan, Some(w))
+            plan
         }
-        (Some(path), Some(c)) => {
-            let condition = match path {
-                Path::Replace(reason, why) => (reason, words::replace_message(&c, &why)),
-                _ => (Reason::Ready, words::ready_message(&c)),
-            };
-            let w = Swaps {
-                condition,
-                ..Swaps::default()
-            };
-            (planner::plan(&prm, s.pods, now), Some(w))
-        }
-        _ => (planner::plan(&prm, s.pods, now), None),
+        None => planner::plan(&prm, s.pods, now),
     };
     let summary = planner::summarize(
         &prm,
