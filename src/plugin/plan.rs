@@ -152,8 +152,10 @@ pub fn plan_rollout(
         params.max_pods(),
         spec.min_ready_seconds
     );
-    notices(&mut out, &valid, spec, from);
-    if in_place(&mut out, spec, &valid, from) {
+    let change = change(spec, &valid, from);
+    notices(&mut out, &valid, change.as_ref());
+    if let Some(Change::InPlace(_)) = change {
+        in_place(&mut out, spec, &valid);
         return Ok(out);
     }
     if let Some(a) = &spec.analysis {
@@ -229,73 +231,73 @@ fn timeline(
     Ok(())
 }
 
-/// The conditions the controller sets from the spec alone (`HotSwap`), in their words; with
-/// `hotSwap` and the running template, which path this change takes and why.
-fn notices(
-    out: &mut String,
-    valid: &Valid,
+/// Which path a change takes with `hotSwap`, decided from the running template as the
+/// controller decides it, in the words of the `HotSwap` condition.
+enum Change {
+    /// Swapped in place.
+    InPlace(String),
+    /// Pods are replaced.
+    Replace(String),
+}
+
+/// The path of this change; None without `hotSwap` or without the running template.
+fn change(
     spec: &ZeroDowntimeRolloutSpec,
+    valid: &Valid,
     from: Option<&PodTemplateSpec>,
-) {
+) -> Option<Change> {
+    let (hs, old) = (spec.strategy.hot_swap.as_ref()?, from?);
+    if let Some((_, why)) = crate::hotswap::refusal(spec, valid.max_unavailable) {
+        return Some(Change::Replace(hot_swap::replace_message(
+            &hs.container,
+            &why,
+        )));
+    }
+    Some(match classify(old, &spec.template, &hs.container) {
+        SwapPath::InPlace {
+            container,
+            from_image,
+            to_image,
+        } => Change::InPlace(format!(
+            "this change swaps container {container} in place ({from_image} -> {to_image}): no pod is created or deleted"
+        )),
+        SwapPath::Replace(why) => Change::Replace(hot_swap::replace_message(
+            &hs.container,
+            &hot_swap::not_eligible(&why),
+        )),
+    })
+}
+
+/// The conditions the controller sets from the spec alone (`HotSwap`), in their words; with
+/// `hotSwap`, the path of this change when known, or how to learn it.
+fn notices(out: &mut String, valid: &Valid, change: Option<&Change>) {
     for n in &valid.notices {
-        let message = match (&spec.strategy.hot_swap, from) {
-            (Some(hs), Some(old)) if n.type_ == hot_swap::TYPE => {
-                match crate::hotswap::refusal(spec, valid.max_unavailable) {
-                    Some((_, why)) => hot_swap::replace_message(&hs.container, &why),
-                    None => match classify(old, &spec.template, &hs.container) {
-                        SwapPath::InPlace {
-                            container,
-                            from_image,
-                            to_image,
-                        } => format!(
-                            "this change swaps container {container} in place ({from_image} -> {to_image}): no pod is created or deleted"
-                        ),
-                        SwapPath::Replace(why) => {
-                            hot_swap::replace_message(&hs.container, &hot_swap::not_eligible(&why))
-                        }
-                    },
-                }
-            }
-            (Some(_), None) if n.type_ == hot_swap::TYPE && n.reason != "Ready" => {
-                n.message.clone()
-            }
-            (Some(_), None) if n.type_ == hot_swap::TYPE => format!(
+        let message = match change {
+            _ if n.type_ != hot_swap::TYPE => n.message.clone(),
+            Some(Change::InPlace(m) | Change::Replace(m)) => m.clone(),
+            None if n.reason == hot_swap::Reason::Ready.as_str() => format!(
                 "{}; pass --from FILE (the manifest applied now) to see which path this change takes",
                 n.message
             ),
-            _ => n.message.clone(),
+            None => n.message.clone(),
         };
         let _ = writeln!(out, "  {}: {message}", n.type_);
     }
 }
 
-/// With `hotSwap` and a change swapped in place, its waves instead of the replacement
-/// timeline; false when pods are replaced.
-fn in_place(
-    out: &mut String,
-    spec: &ZeroDowntimeRolloutSpec,
-    valid: &Valid,
-    from: Option<&PodTemplateSpec>,
-) -> bool {
-    let (Some(hs), Some(old)) = (&spec.strategy.hot_swap, from) else {
-        return false;
-    };
-    if crate::hotswap::refusal(spec, valid.max_unavailable).is_some()
-        || !matches!(
-            classify(old, &spec.template, &hs.container),
-            SwapPath::InPlace { .. }
-        )
-    {
-        return false;
-    }
+/// The waves of a change swapped in place, instead of the replacement timeline.
+fn in_place(out: &mut String, spec: &ZeroDowntimeRolloutSpec, valid: &Valid) {
+    let drain = spec
+        .strategy
+        .hot_swap
+        .as_ref()
+        .map_or(0, |h| h.drain_timeout_seconds);
     let per_wave = valid.max_unavailable.min(spec.replicas).max(1);
     let waves = (spec.replicas + per_wave - 1) / per_wave;
     let _ = writeln!(
         out,
-        "  in place: {waves} wave(s) of at most {per_wave} pod(s) (maxUnavailable), each out of endpoints while its idle slot restarts with the new image, then serving the new version once it said READY=1; the old version drains for up to {}s",
-        hs.drain_timeout_seconds
+        "  in place: {waves} wave(s) of at most {per_wave} pod(s) (maxUnavailable), each out of endpoints while its idle slot restarts with the new image, then serving the new version once it said READY=1; the old version drains for up to {drain}s"
     );
-    true
 }
 
 /// The router a canary's weights go through, for people.
@@ -347,7 +349,7 @@ fn plan_canary(
         r + valid.max_surge,
         (r - valid.max_unavailable).max(0)
     );
-    notices(&mut out, valid, spec, None);
+    notices(&mut out, valid, None);
     if spec.paused {
         let _ = writeln!(
             out,
