@@ -105,6 +105,17 @@ fn hot_swap_condition(status: &Value) -> Value {
         .unwrap_or_else(|| panic!("no HotSwap condition in {status}"))
 }
 
+/// The rollout with web-a's swap to the new revision started (slot b's status `b`) and web-b
+/// and web-c settled on the old one; returns it with the old and new revision hashes.
+fn web_a_swapping(h: &mut Harness, b: Value) -> (ZeroDowntimeRollout, String, String) {
+    let (zdr, old, new) = swap_rollout(h, json!({}));
+    add(&mut h.pods, swapping("web-a", &old, &new, b));
+    for n in ["web-b", "web-c"] {
+        add(&mut h.pods, settled(n, &old));
+    }
+    (zdr, old, new)
+}
+
 fn pod_path(name: &str) -> String {
     format!("/api/v1/namespaces/ns/pods/{name}?&fieldManager=zdr-controller")
 }
@@ -162,14 +173,7 @@ async fn a_wave_swaps_one_pod_in_place_with_a_generation_tested_patch() {
 async fn a_controller_restarted_mid_swap_waits_and_then_settles_the_pod() {
     // The swap of web-a was written before the restart; its slot has not come up yet.
     let mut h = harness(NOW);
-    let (zdr, old, new) = swap_rollout(&mut h, json!({}));
-    add(
-        &mut h.pods,
-        swapping("web-a", &old, &new, slot_b("c://web-a-b", true)),
-    );
-    for n in ["web-b", "web-c"] {
-        add(&mut h.pods, settled(n, &old));
-    }
+    let (zdr, old, new) = web_a_swapping(&mut h, slot_b("c://web-a-b", true));
     let task = tokio::spawn(reconcile(Arc::new(zdr.clone()), h.ctx.clone()));
     // No second swap: web-a's counts against maxUnavailable; only the status says so.
     let s = h.api.expect_status().await;
@@ -222,11 +226,7 @@ async fn a_controller_restarted_mid_swap_waits_and_then_settles_the_pod() {
 /// pod's Event and the aborted status; returns the status and the old revision.
 async fn failed_swap_is_reverted(b: Value, why: &str) -> (Value, String) {
     let mut h = harness(NOW);
-    let (zdr, old, new) = swap_rollout(&mut h, json!({}));
-    add(&mut h.pods, swapping("web-a", &old, &new, b));
-    for n in ["web-b", "web-c"] {
-        add(&mut h.pods, settled(n, &old));
-    }
+    let (zdr, old, new) = web_a_swapping(&mut h, b);
     let task = tokio::spawn(reconcile(Arc::new(zdr), h.ctx.clone()));
     let abort = h.api.expect_event().await;
     assert_eq!(abort["reason"], "HotSwapFailed");
@@ -356,7 +356,7 @@ async fn an_agent_restarted_mid_swap_changes_nothing_until_the_slot_is_ready() {
     // The sidecar restarted (not ready, restartCount 1) while slot b came up not ready yet:
     // the controller writes nothing to the pod; the pod is reported swapping.
     let mut h = harness(NOW);
-    let (zdr, old, new) = swap_rollout(&mut h, json!({}));
+    let (zdr, old, new) = web_a_swapping(&mut h, slot_b("c://web-a-b2", false));
     let mut pod = swapping("web-a", &old, &new, slot_b("c://web-a-b2", false));
     let status = pod.status.as_mut().unwrap();
     status.init_container_statuses = Some(vec![
@@ -367,9 +367,6 @@ async fn an_agent_restarted_mid_swap_changes_nothing_until_the_slot_is_ready() {
         .unwrap(),
     ]);
     add(&mut h.pods, pod);
-    for n in ["web-b", "web-c"] {
-        add(&mut h.pods, settled(n, &old));
-    }
     let task = tokio::spawn(reconcile(Arc::new(zdr), h.ctx.clone()));
     let s = h.api.expect_status().await;
     task.await.unwrap().unwrap();
@@ -392,12 +389,7 @@ async fn a_pod_already_out_of_traffic_is_swapped_without_taking_another_out() {
     // web-a swaps (maxUnavailable 1 used); web-c is not Ready anyway: it is swapped too,
     // web-b (serving) waits.
     let mut h = harness(NOW);
-    let (zdr, old, new) = swap_rollout(&mut h, json!({}));
-    add(
-        &mut h.pods,
-        swapping("web-a", &old, &new, slot_b("c://web-a-b", true)),
-    );
-    add(&mut h.pods, settled("web-b", &old));
+    let (zdr, old, _) = web_a_swapping(&mut h, slot_b("c://web-a-b", true));
     let mut unready = settled("web-c", &old);
     let conditions = unready
         .status
