@@ -9,6 +9,12 @@ pub struct Kills {
     pub max: Duration,
 }
 
+/// Kills 0.5-3 s apart: several in one rolling update, with time to act between them.
+pub const EVERY_HALF_TO_THREE_SECONDS: Kills = Kills {
+    min: Duration::from_millis(500),
+    max: Duration::from_millis(3000),
+};
+
 /// A small linear congruential generator for kill times (no dependency, seeded from the clock).
 pub struct Lcg(u64);
 

@@ -147,6 +147,17 @@ async fn start(
     (stable, api, before)
 }
 
+/// Waits until the first pod's swap has started.
+async fn swap_under_way(env: &mut crate::cluster::TestEnv, name: &str) {
+    env.wait_until(name, "a swap under way", |z| {
+        z.status
+            .as_ref()
+            .and_then(|s| s.hot_swap.as_ref())
+            .is_some_and(|h| h.swapping + h.swapped >= 1)
+    })
+    .await;
+}
+
 pub async fn hot_swap_updates_pods_in_place_through_a_controller_restart_and_back() {
     let Some(mut env) = setup("hotswap").await else {
         return;
@@ -162,13 +173,7 @@ pub async fn hot_swap_updates_pods_in_place_through_a_controller_restart_and_bac
     let generation = env
         .patch(name, &containers_patch(swappable(&image_v2())))
         .await;
-    env.wait_until(name, "a swap under way", |z| {
-        z.status
-            .as_ref()
-            .and_then(|s| s.hot_swap.as_ref())
-            .is_some_and(|h| h.swapping + h.swapped >= 1)
-    })
-    .await;
+    swap_under_way(&mut env, name).await;
     env.restart_controller().await;
     let (done, most) = most_unready(&mut env, name, generation).await;
     let update = done.status.and_then(|s| s.update_revision).unwrap();
@@ -277,13 +282,7 @@ pub async fn scaled_up_and_down_mid_swap_ends_with_every_pod_on_the_new_revision
     let (_, api, before) = start(&mut env, name, 4).await;
     env.patch(name, &containers_patch(swappable(&image_v2())))
         .await;
-    env.wait_until(name, "a swap under way", |z| {
-        z.status
-            .as_ref()
-            .and_then(|s| s.hot_swap.as_ref())
-            .is_some_and(|h| h.swapping + h.swapped >= 1)
-    })
-    .await;
+    swap_under_way(&mut env, name).await;
     // Up to 6 mid-swap (new pods start on the new revision), then down to 3.
     env.patch(name, &json!({"spec": {"replicas": 6}})).await;
     env.wait_until(name, "6 replicas", |z| {
@@ -314,10 +313,7 @@ pub async fn hot_swaps_keep_the_bounds_while_the_controller_is_killed_at_random_
     let replicas = 6;
     let (_, api, before) = start(&mut env, name, replicas).await;
     let bounds = crate::pods::Bounds::new(replicas, &IntOrString::Int(0), &IntOrString::Int(1));
-    let kills = crate::chaos::Kills {
-        min: Duration::from_millis(500),
-        max: Duration::from_millis(3000),
-    };
+    let kills = crate::chaos::EVERY_HALF_TO_THREE_SECONDS;
     let mut total = 0;
     // There, back (through parking) and there again.
     for image in [image_v2(), image_v1(), image_v2()] {

@@ -4,8 +4,6 @@
 //! start <= 10, no pod deleted while Ready), every update completes, and exactly 8 pods are
 //! left. This is every upgrade of zdr itself and every leader failover.
 
-use std::time::Duration;
-
 use k8s_openapi::api::core::v1::Service;
 use k8s_openapi::apimachinery::pkg::util::intstr::IntOrString;
 use kube::Api;
@@ -13,7 +11,7 @@ use kube::api::PostParams;
 use serde_json::json;
 use zdr::crd::PodReplacementPolicy;
 
-use crate::chaos::Kills;
+use crate::chaos::EVERY_HALF_TO_THREE_SECONDS;
 use crate::cluster::{
     NETEXEC, app_container, containers_patch, healthy, image_v1, image_v2, setup,
 };
@@ -47,10 +45,7 @@ pub async fn controller_killed_at_random_moments_keeps_the_bounds() {
         .with_policy(PodReplacementPolicy::TerminationStarted);
     env.create_healthy(name, replicas, strategy).await;
 
-    let kills = Kills {
-        min: Duration::from_millis(500),
-        max: Duration::from_millis(3000),
-    };
+    let kills = EVERY_HALF_TO_THREE_SECONDS;
     let mut total = 0;
     for i in 0..rollouts() {
         let image = if i % 2 == 0 { image_v2() } else { image_v1() };
