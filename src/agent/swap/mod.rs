@@ -217,7 +217,7 @@ impl Machine {
                 if hands_back {
                     self.handed_back.insert(conn, held);
                 }
-                let r = self.feed(machine::Event::Hello {
+                let r = self.feed(machine::Event::Hello(machine::Hello {
                     conn,
                     slot,
                     pid,
@@ -225,7 +225,7 @@ impl Machine {
                     app,
                     hands_back,
                     claim,
-                });
+                }));
                 // Sockets not adopted (a rejected launcher, or already holding) are closed.
                 self.handed_back.remove(&conn);
                 return r;

@@ -74,26 +74,30 @@ pub struct SlotInfo {
     pub claim: Option<Claim>,
 }
 
+/// A launcher's hello on connection `conn`.
+#[derive(Clone, Debug)]
+pub struct Hello {
+    /// Connection id.
+    pub conn: u64,
+    /// Slot name.
+    pub slot: String,
+    /// Launcher pid.
+    pub pid: u32,
+    /// Version label.
+    pub version: String,
+    /// Its running app, on reconnect.
+    pub app: Option<AppState>,
+    /// It handed sockets back (after a sidecar restart).
+    pub hands_back: bool,
+    /// Its claim, in a hot-swap pod.
+    pub claim: Option<Claim>,
+}
+
 /// Input of the machine.
 #[derive(Clone, Debug)]
 pub enum Event {
-    /// A launcher said hello on connection `conn`.
-    Hello {
-        /// Connection id.
-        conn: u64,
-        /// Slot name.
-        slot: String,
-        /// Launcher pid.
-        pid: u32,
-        /// Version label.
-        version: String,
-        /// Its running app, on reconnect.
-        app: Option<AppState>,
-        /// It handed sockets back (after a sidecar restart).
-        hands_back: bool,
-        /// Its claim, in a hot-swap pod.
-        claim: Option<Claim>,
-    },
+    /// A launcher said hello.
+    Hello(Hello),
     /// A launcher started its app.
     Started {
         /// Connection id.
@@ -301,15 +305,7 @@ impl Core {
     /// Feeds one event that happened at `now`; returns what to do, in order.
     pub fn handle(&mut self, now: Now, ev: Event) -> Vec<Command> {
         match ev {
-            Event::Hello {
-                conn,
-                slot,
-                pid,
-                version,
-                app,
-                hands_back,
-                claim,
-            } => self.on_hello(now, conn, slot, pid, version, app, hands_back, claim),
+            Event::Hello(hello) => self.on_hello(now, hello),
             Event::Started { conn, pid } => {
                 if let Some(app) = self.app_of_conn(conn) {
                     app.pid = pid;

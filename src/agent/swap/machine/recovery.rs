@@ -1,21 +1,19 @@
 //! Launchers registering, and the recovery after a sidecar restart: which sockets came back,
 //! when recovery ends, and which of the apps found running is active.
 
-use super::{AppState, Claim, Command, Core, Now, SlotInfo};
+use super::{Command, Core, Hello, Now, SlotInfo};
 
 impl Core {
-    #[allow(clippy::too_many_arguments)]
-    pub(super) fn on_hello(
-        &mut self,
-        now: Now,
-        conn: u64,
-        slot: String,
-        pid: u32,
-        version: String,
-        app: Option<AppState>,
-        hands_back: bool,
-        claim: Option<Claim>,
-    ) {
+    pub(super) fn on_hello(&mut self, now: Now, hello: Hello) {
+        let Hello {
+            conn,
+            slot,
+            pid,
+            version,
+            app,
+            hands_back,
+            claim,
+        } = hello;
         if let Some(s) = self.slots.get(&slot) {
             self.out.push(Command::Reject {
                 conn,

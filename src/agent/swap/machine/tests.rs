@@ -83,7 +83,7 @@ impl H {
     }
 
     fn hello(&mut self, conn: u64, slot: &str) -> Vec<Command> {
-        self.ev(Event::Hello {
+        self.ev(Event::Hello(Hello {
             conn,
             slot: slot.into(),
             pid: 100 + conn as u32,
@@ -91,7 +91,7 @@ impl H {
             app: None,
             hands_back: false,
             claim: None,
-        })
+        }))
     }
 
     fn ready(&mut self, conn: u64) -> Vec<Command> {
@@ -132,7 +132,7 @@ fn reconnect(
     claim: Option<crate::contract::pod::Claim>,
     (ready, started): (bool, u64),
 ) -> Vec<Command> {
-    h.ev(Event::Hello {
+    h.ev(Event::Hello(Hello {
         conn,
         slot: slot.into(),
         pid: 100 + conn as u32,
@@ -145,7 +145,7 @@ fn reconnect(
         }),
         hands_back: true,
         claim,
-    })
+    }))
 }
 
 fn start(conn: u64, slot: &str) -> Command {

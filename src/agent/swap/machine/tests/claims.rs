@@ -19,7 +19,7 @@ fn claim(slot: &str, generation: u64, active: bool, revision: Option<&str>) -> C
 
 fn hello(h: &mut H, conn: u64, c: Claim) -> Vec<Command> {
     let slot = c.slot.as_str().to_owned();
-    h.ev(Event::Hello {
+    h.ev(Event::Hello(Hello {
         conn,
         slot: slot.clone(),
         pid: 100 + conn as u32,
@@ -27,7 +27,7 @@ fn hello(h: &mut H, conn: u64, c: Claim) -> Vec<Command> {
         app: None,
         hands_back: false,
         claim: Some(c),
-    })
+    }))
 }
 
 fn no_starts(cmds: &[Command]) -> bool {
@@ -241,7 +241,7 @@ fn ctl_swap_in_pod_mode_only_to_the_wanted_slot() {
 #[test]
 fn a_claim_for_another_slot_is_rejected() {
     let (mut h, _) = H::new(false, &[]);
-    let cmds = h.ev(Event::Hello {
+    let cmds = h.ev(Event::Hello(Hello {
         conn: 1,
         slot: "a".into(),
         pid: 101,
@@ -249,7 +249,7 @@ fn a_claim_for_another_slot_is_rejected() {
         app: None,
         hands_back: false,
         claim: Some(claim("b", 1, true, Some("r1"))),
-    });
+    }));
     let [Command::Reject { conn: 1, message }] = cmds.as_slice() else {
         panic!("{cmds:?}");
     };
@@ -306,7 +306,7 @@ fn a_sidecar_restart_mid_swap_ends_with_the_wanted_slot_serving() {
 fn a_sidecar_restart_after_the_swap_keeps_the_new_version() {
     // Both apps ran when the sidecar died: the new one ready, the old one draining.
     let (mut h, _) = H::new(true, &["a", "b"]);
-    h.ev(Event::Hello {
+    h.ev(Event::Hello(Hello {
         conn: 1,
         slot: "a".into(),
         pid: 101,
@@ -319,7 +319,7 @@ fn a_sidecar_restart_after_the_swap_keeps_the_new_version() {
         }),
         hands_back: true,
         claim: Some(claim("a", 1, true, Some("r1"))),
-    });
+    }));
     let cmds = hello_running(&mut h, 2, claim("b", 2, true, Some("r2")), true, 200);
     assert!(no_starts(&cmds), "{cmds:?}");
     assert_eq!(h.core.active(), Some("b"));

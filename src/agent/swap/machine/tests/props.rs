@@ -89,7 +89,7 @@ impl World {
                         draining: false,
                         started_unix_ms: t as u64,
                     });
-                Event::Hello {
+                Event::Hello(Hello {
                     conn,
                     slot: slot.into(),
                     pid: 100 + conn as u32,
@@ -97,7 +97,7 @@ impl World {
                     hands_back: app.is_some(),
                     app,
                     claim,
-                }
+                })
             }
             Op::Started(i) => Event::Started {
                 conn: self.conn(*i)?,

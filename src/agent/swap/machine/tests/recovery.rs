@@ -57,7 +57,7 @@ fn recovery_stops_an_app_that_never_became_ready() {
 fn recovery_timeout_binds_and_goes_on_with_who_came_back() {
     let (mut h, _) = H::new(true, &["a", "b"]);
     // `a` has no app: it waits for the end of recovery before it gets `standby`.
-    let cmds = h.ev(Event::Hello {
+    let cmds = h.ev(Event::Hello(Hello {
         conn: 1,
         slot: "a".into(),
         pid: 101,
@@ -65,7 +65,7 @@ fn recovery_timeout_binds_and_goes_on_with_who_came_back() {
         app: None,
         hands_back: false,
         claim: None,
-    });
+    }));
     assert_eq!(cmds, vec![]);
     assert_eq!(
         h.advance(RECOVER_TIMEOUT - Duration::from_millis(1)),
