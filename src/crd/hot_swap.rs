@@ -158,20 +158,17 @@ pub fn revision_unknown(revision: &str) -> String {
 
 /// Why a swap failed, for people.
 pub fn failure(f: &Failure) -> String {
-    match f {
-        Failure::Exited { code, message } if message.is_empty() => {
-            format!("the new container exited with code {code}")
+    let (what, message) = match f {
+        Failure::Exited { code, message } => (format!("exited with code {code}"), message),
+        Failure::Stuck { reason, message } => (format!("is in {reason}"), message),
+        Failure::Timeout(d) => {
+            return format!("the new container was not ready within {}s", d.as_secs());
         }
-        Failure::Exited { code, message } => {
-            format!("the new container exited with code {code}: {message}")
-        }
-        Failure::Stuck { reason, message } if message.is_empty() => {
-            format!("the new container is in {reason}")
-        }
-        Failure::Stuck { reason, message } => {
-            format!("the new container is in {reason}: {message}")
-        }
-        Failure::Timeout(d) => format!("the new container was not ready within {}s", d.as_secs()),
+    };
+    if message.is_empty() {
+        format!("the new container {what}")
+    } else {
+        format!("the new container {what}: {message}")
     }
 }
 
