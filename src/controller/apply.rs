@@ -266,9 +266,16 @@ impl<'a> Writer<'a> {
             "kind": "ZeroDowntimeRollout",
             "status": status,
         });
-        self.zdrs
+        let written = self
+            .zdrs
             .patch_status(&self.zdr.name_any(), &apply_params(), &Patch::Apply(&body))
             .await?;
+        // Until the watch cache shows this status, no reconcile decides from an older one.
+        self.ctx.expectations.expect_status(
+            &super::reconcile::key_of(self.zdr),
+            &self.zdr.uid().unwrap_or_default(),
+            written.status,
+        );
         Ok(())
     }
 

@@ -1,10 +1,14 @@
-//! Expectations: pods the controller created or deleted that the watch cache has not shown yet.
-//! While any are outstanding the reconcile does not plan, so a stale cache never makes it create
-//! or delete twice. They expire after a timeout, in case a watch event was missed.
+//! Expectations: writes of the controller that the watch caches have not shown yet: pods it
+//! created or deleted, and the last status it wrote for each rollout. While any is outstanding the
+//! reconcile does not plan, so a stale cache never makes it create or delete twice, nor decide
+//! from a status older than its own last write (which would take a canary back a step). They
+//! expire after a timeout, in case a watch event was missed.
 
 use std::collections::{HashMap, HashSet};
 use std::sync::Mutex;
 use std::time::{Duration, Instant};
+
+use crate::crd::ZeroDowntimeRolloutStatus;
 
 /// How long an unobserved expectation holds before the cache is trusted again.
 pub const EXPECTATION_TTL: Duration = Duration::from_secs(60);
@@ -16,10 +20,18 @@ struct Pending {
     since: Option<Instant>,
 }
 
-/// Outstanding creations and deletions, keyed by rollout (`namespace/name`).
+/// The status the API server returned for the controller's last status write of a rollout.
+struct Written {
+    uid: String,
+    status: Option<ZeroDowntimeRolloutStatus>,
+    since: Instant,
+}
+
+/// Outstanding creations, deletions and status writes, keyed by rollout (`namespace/name`).
 #[derive(Default)]
 pub struct Expectations {
     inner: Mutex<HashMap<String, Pending>>,
+    statuses: Mutex<HashMap<String, Written>>,
 }
 
 impl Expectations {
@@ -62,9 +74,46 @@ impl Expectations {
         });
     }
 
+    /// Records the status the API server returned for a status write of rollout `uid`.
+    pub fn expect_status(&self, key: &str, uid: &str, status: Option<ZeroDowntimeRolloutStatus>) {
+        let written = Written {
+            uid: uid.to_string(),
+            status,
+            since: Instant::now(),
+        };
+        self.statuses
+            .lock()
+            .unwrap_or_else(|e| e.into_inner())
+            .insert(key.to_string(), written);
+    }
+
+    /// Whether the cached rollout `uid` shows the last status the controller wrote for it. Only
+    /// the controller writes status, so a different one is an older one: the cache lags.
+    pub fn status_seen(
+        &self,
+        key: &str,
+        uid: &str,
+        cached: Option<&ZeroDowntimeRolloutStatus>,
+    ) -> bool {
+        let mut map = self.statuses.lock().unwrap_or_else(|e| e.into_inner());
+        let Some(w) = map.get(key) else {
+            return true;
+        };
+        let seen =
+            w.uid != uid || w.status.as_ref() == cached || w.since.elapsed() > EXPECTATION_TTL;
+        if seen {
+            map.remove(key);
+        }
+        seen
+    }
+
     /// Forgets everything about `key` (the rollout was deleted).
     pub fn forget(&self, key: &str) {
         self.inner
+            .lock()
+            .unwrap_or_else(|e| e.into_inner())
+            .remove(key);
+        self.statuses
             .lock()
             .unwrap_or_else(|e| e.into_inner())
             .remove(key);
@@ -97,6 +146,42 @@ mod tests {
         assert!(
             e.satisfied("ns/b", |_| true),
             "other rollouts are independent"
+        );
+    }
+
+    #[test]
+    fn holds_until_the_cache_shows_the_status_written_last() {
+        let e = Expectations::default();
+        let at = |step| ZeroDowntimeRolloutStatus {
+            current_step_index: Some(step),
+            ..Default::default()
+        };
+        assert!(
+            e.status_seen("ns/a", "u1", Some(&at(2))),
+            "nothing written yet"
+        );
+        e.expect_status("ns/a", "u1", Some(at(3)));
+        assert!(!e.status_seen("ns/a", "u1", Some(&at(2))), "the cache lags");
+        assert!(!e.status_seen("ns/a", "u1", None), "the cache lags");
+        assert!(
+            e.status_seen("ns/b", "u9", Some(&at(2))),
+            "other rollouts are independent"
+        );
+        assert!(
+            e.status_seen("ns/a", "u2", Some(&at(2))),
+            "a rollout recreated under the same name starts afresh"
+        );
+        e.expect_status("ns/a", "u1", Some(at(3)));
+        assert!(e.status_seen("ns/a", "u1", Some(&at(3))));
+        assert!(
+            e.status_seen("ns/a", "u1", Some(&at(2))),
+            "seen once, the expectation is gone"
+        );
+        e.expect_status("ns/a", "u1", Some(at(4)));
+        e.forget("ns/a");
+        assert!(
+            e.status_seen("ns/a", "u1", Some(&at(2))),
+            "forgotten with the rollout"
         );
     }
 }

@@ -44,7 +44,7 @@ pub async fn reconcile(zdr: Arc<ZeroDowntimeRollout>, ctx: Arc<Context>) -> Resu
 }
 
 /// `namespace/name` of a rollout.
-fn key_of(zdr: &ZeroDowntimeRollout) -> String {
+pub(super) fn key_of(zdr: &ZeroDowntimeRollout) -> String {
     format!("{}/{}", zdr.namespace().unwrap_or_default(), zdr.name_any())
 }
 
@@ -123,6 +123,15 @@ async fn reconcile_one(zdr: &ZeroDowntimeRollout, ctx: &Context) -> Result<Actio
     {
         // Creations are refused there; the namespace's deletion removes this rollout too.
         return Ok(Action::await_change());
+    }
+    let uid = zdr.uid().unwrap_or_default();
+    if !ctx
+        .expectations
+        .status_seen(&key, &uid, zdr.status.as_ref())
+    {
+        // The cache still holds a status older than our last write: deciding from it would
+        // take a canary back a step (and its pods and traffic with it). Its watch event wakes us.
+        return Ok(Action::requeue(Duration::from_secs(1)));
     }
     let now = ctx.clock.now();
     let prev = zdr.status.clone().unwrap_or_default();

@@ -54,6 +54,17 @@ impl Verifier {
         reply: Value,
         code: u16,
     ) -> Value {
+        self.answer(method, path, |_| reply, code).await
+    }
+
+    /// As [`Verifier::expect_status_code`], the answer made from the request body.
+    async fn answer(
+        &mut self,
+        method: Method,
+        path: &str,
+        reply: impl FnOnce(&Value) -> Value,
+        code: u16,
+    ) -> Value {
         let (req, send) = tokio::time::timeout(Duration::from_secs(5), self.0.next_request())
             .await
             .unwrap_or_else(|_| panic!("timed out waiting for {method} {path}"))
@@ -73,7 +84,7 @@ impl Verifier {
         };
         let response = Response::builder()
             .status(code)
-            .body(Body::from(serde_json::to_vec(&reply).unwrap()))
+            .body(Body::from(serde_json::to_vec(&reply(&body)).unwrap()))
             .unwrap();
         send.send_response(response);
         // Keep the content type next to the body for assertions on the patch kind.
@@ -117,7 +128,7 @@ impl Verifier {
     /// Expects the status to be applied; returns the applied `status`.
     async fn expect_status(&mut self) -> Value {
         let applied = self
-            .expect(Method::PATCH, STATUS_PATH, status_reply())
+            .answer(Method::PATCH, STATUS_PATH, status_reply, 200)
             .await;
         assert_eq!(applied["contentType"], "application/apply-patch+yaml");
         applied["body"]["status"].clone()
@@ -293,8 +304,16 @@ fn event_reply() -> Value {
            "eventTime": "2026-06-01T12:00:00.000000Z"})
 }
 
-fn status_reply() -> Value {
-    serde_json::to_value(rollout(json!({}), json!(null))).unwrap()
+/// The API server's answer to a status apply: the rollout with the applied status.
+fn status_reply(applied: &Value) -> Value {
+    serde_json::to_value(rollout(json!({}), applied["status"].clone())).unwrap()
+}
+
+/// `zdr` as the watch cache shows it once it saw the status write `applied`.
+fn with_status(zdr: &ZeroDowntimeRollout, applied: &Value) -> ZeroDowntimeRollout {
+    let mut z = zdr.clone();
+    z.status = serde_json::from_value(applied.clone()).unwrap();
+    z
 }
 
 /// A Ready pod of `rev`, in traffic (serving gate True).

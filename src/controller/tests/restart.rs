@@ -67,7 +67,8 @@ async fn every_reconcile_waiting_for_the_pod_list_proceeds_when_it_arrives() {
         } else {
             assert_eq!(req.uri().to_string(), STATUS_PATH);
             statuses += 1;
-            status_reply()
+            let body = req.into_body().collect_bytes().await.unwrap();
+            status_reply(&serde_json::from_slice(&body).unwrap())
         };
         send.send_response(Response::new(Body::from(
             serde_json::to_vec(&reply).unwrap(),

@@ -63,8 +63,20 @@ async fn a_new_rollout_records_its_revision_creates_pods_and_reports_status() {
         "the progress deadline"
     );
 
-    // The cache has not shown the new pods yet: a second reconcile must not create again.
-    let task = tokio::spawn(reconcile(Arc::new(zdr), h.ctx.clone()));
+    // The cache has not shown the status written yet: a reconcile must not decide from the
+    // older one, and waits for the watch event.
+    let task = tokio::spawn(reconcile(Arc::new(zdr.clone()), h.ctx.clone()));
+    h.api.expect_nothing().await;
+    assert_eq!(
+        task.await.unwrap().unwrap(),
+        Action::requeue(Duration::from_secs(1))
+    );
+
+    // It shows the status but not the new pods yet: a second reconcile must not create again.
+    let task = tokio::spawn(reconcile(
+        Arc::new(with_status(&zdr, &status)),
+        h.ctx.clone(),
+    ));
     h.api.expect_nothing().await;
     assert_eq!(
         task.await.unwrap().unwrap(),

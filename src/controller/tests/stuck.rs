@@ -115,7 +115,7 @@ impl Verifier {
         let bytes = req.into_body().collect_bytes().await.unwrap();
         let body = serde_json::from_slice(&bytes).unwrap_or(Value::Null);
         let reply = if path == STATUS_PATH {
-            status_reply()
+            status_reply(&body)
         } else {
             pod_reply("p")
         };

@@ -187,7 +187,7 @@ async fn a_controller_restarted_mid_swap_waits_and_then_settles_the_pod() {
         &mut h.pods,
         swapping("web-a", &old, &new, slot_b("c://web-a-b2", true)),
     );
-    let task = tokio::spawn(reconcile(Arc::new(zdr), h.ctx.clone()));
+    let task = tokio::spawn(reconcile(Arc::new(with_status(&zdr, &s)), h.ctx.clone()));
     let sent = h
         .api
         .expect(Method::PATCH, &pod_path("web-a"), pod_reply("web-a"))
