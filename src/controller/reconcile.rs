@@ -106,32 +106,47 @@ fn fetch(zdr: &ZeroDowntimeRollout, ctx: &Context, valid: &Valid) -> Observed {
     }
 }
 
+/// Why a rollout is not reconciled now, if it is not: it is being deleted, its namespace is, or
+/// the cache does not show the controller's last status write yet.
+fn hold(zdr: &ZeroDowntimeRollout, ctx: &Context, key: &str) -> Option<Action> {
+    let uid = zdr.uid().unwrap_or_default();
+    if zdr.meta().deletion_timestamp.is_some() {
+        // Owner references hand the pods and revisions to the garbage collector.
+        ctx.expectations.forget(key);
+        return Some(Action::await_change());
+    }
+    if ctx.backoff.in_terminating_namespace(&uid) {
+        // Creations are refused there; the namespace's deletion removes this rollout too.
+        return Some(Action::await_change());
+    }
+    if !ctx.expectations.status_seen(key, &uid, zdr.status.as_ref()) {
+        // The cache still holds a status older than our last write: deciding from it would
+        // take a canary back a step (and its pods and traffic with it). Its watch event wakes us.
+        return Some(Action::requeue(Duration::from_secs(1)));
+    }
+    None
+}
+
+impl Observed {
+    /// Whether the caches show every pod this process created or deleted for rollout `key`.
+    fn shows_pod_writes(&self, ctx: &Context, key: &str) -> bool {
+        let visible = |pod: &str| {
+            self.owned
+                .iter()
+                .any(|p| p.name_any() == pod && p.metadata.deletion_timestamp.is_none())
+        };
+        ctx.expectations.satisfied(key, visible)
+    }
+}
+
 async fn reconcile_one(zdr: &ZeroDowntimeRollout, ctx: &Context) -> Result<Action> {
     let name = zdr.name_any();
     let ns = zdr
         .namespace()
         .ok_or_else(|| Error::MissingField(name.clone(), "metadata.namespace"))?;
     let key = key_of(zdr);
-    if zdr.meta().deletion_timestamp.is_some() {
-        // Owner references hand the pods and revisions to the garbage collector.
-        ctx.expectations.forget(&key);
-        return Ok(Action::await_change());
-    }
-    if ctx
-        .backoff
-        .in_terminating_namespace(&zdr.uid().unwrap_or_default())
-    {
-        // Creations are refused there; the namespace's deletion removes this rollout too.
-        return Ok(Action::await_change());
-    }
-    let uid = zdr.uid().unwrap_or_default();
-    if !ctx
-        .expectations
-        .status_seen(&key, &uid, zdr.status.as_ref())
-    {
-        // The cache still holds a status older than our last write: deciding from it would
-        // take a canary back a step (and its pods and traffic with it). Its watch event wakes us.
-        return Ok(Action::requeue(Duration::from_secs(1)));
+    if let Some(action) = hold(zdr, ctx, &key) {
+        return Ok(action);
     }
     let now = ctx.clock.now();
     let prev = zdr.status.clone().unwrap_or_default();
@@ -145,12 +160,7 @@ async fn reconcile_one(zdr: &ZeroDowntimeRollout, ctx: &Context) -> Result<Actio
 
     // Fetch from the caches; wait while our own writes are not visible yet.
     let obs = fetch(zdr, ctx, &valid);
-    let visible = |pod: &str| {
-        obs.owned
-            .iter()
-            .any(|p| p.name_any() == pod && p.metadata.deletion_timestamp.is_none())
-    };
-    if !ctx.expectations.satisfied(&key, visible) {
+    if !obs.shows_pod_writes(ctx, &key) {
         return Ok(Action::requeue(Duration::from_secs(2)));
     }
     let update_hash = revisions::template_hash(&zdr.spec.template);
