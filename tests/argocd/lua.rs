@@ -18,6 +18,17 @@ pub fn lua_file(rel: &str) -> (String, String) {
     (path.display().to_string(), src)
 }
 
+/// What Argo CD runs for `rel` under `charts/zdr/argocd`, as the chart assembles it: the action
+/// scripts (`actions/...`) after `actions/guards.lua`, which they share. The path names `rel`.
+pub fn script(rel: &str) -> (String, String) {
+    let (name, src) = lua_file(rel);
+    if rel.starts_with("actions/") {
+        let (_, guards) = lua_file("actions/guards.lua");
+        return (name, guards + &src);
+    }
+    (name, src)
+}
+
 /// A Lua state with what Argo CD's offers: base, table, string, math, and a safe `os` (time and
 /// date) only through `require("os")`.
 fn argocd_lua() -> Lua {
@@ -36,7 +47,7 @@ fn argocd_lua() -> Lua {
 
 /// Runs `rel` with `obj` as the global `obj`; its result as JSON, or the Lua error's message.
 pub fn run(rel: &str, obj: &Value) -> Result<Value, String> {
-    let (name, src) = lua_file(rel);
+    let (name, src) = script(rel);
     let lua = argocd_lua();
     let value = lua.to_value(obj).expect("JSON converts to Lua");
     lua.globals().set("obj", value).expect("set obj");

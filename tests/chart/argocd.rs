@@ -1,14 +1,19 @@
 //! The chart's Argo CD snippet (`templates/argocd-customizations.yaml`): off by default; when
 //! enabled, one ConfigMap whose argocd-cm keys carry the Lua files of `charts/zdr/argocd`
-//! verbatim, every action under its folder's name.
+//! verbatim, the action scripts after the checks they share (`actions/guards.lua`), every action
+//! under its folder's name.
 
 use serde_json::Value;
 
-use super::{all_of, one, render, root};
+use super::{all_of, one, render};
 
+#[path = "../argocd/lua.rs"]
+#[allow(dead_code)]
+mod lua;
+
+/// The text of `rel` under `charts/zdr/argocd` as Argo CD must get it (`lua::script`).
 fn file(rel: &str) -> String {
-    let path = root().join("charts/zdr/argocd").join(rel);
-    std::fs::read_to_string(&path).unwrap_or_else(|e| panic!("{}: {e}", path.display()))
+    lua::script(rel).1
 }
 
 #[test]

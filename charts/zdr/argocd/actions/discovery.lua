@@ -1,43 +1,23 @@
 -- Argo CD actions of a zdr.dev ZeroDowntimeRollout (docs/argocd.md): each is enabled only when
--- `kubectl zdr` would accept it in the current state. Lua 5.1 as Argo CD runs it.
-local actions = {}
+-- `kubectl zdr` would accept it (the checks of guards.lua, which the chart puts before this
+-- file) and it applies now. Lua 5.1 as Argo CD runs it.
 local st = obj.status or {}
-local annotations = obj.metadata.annotations or {}
-local strategy = obj.spec.strategy or {}
-
-local function has_true_condition(type_, reason)
-  for _, c in ipairs(st.conditions or {}) do
-    if c.type == type_ and c.status == "True" and (reason == nil or c.reason == reason) then
-      return true
-    end
+local annotated = (obj.metadata.annotations or {})["zdr.dev/paused"] ~= nil
+local inconclusive = st.analysis ~= nil and st.analysis.phase == "Inconclusive"
+for _, c in ipairs(st.conditions or {}) do
+  if c.type == "Paused" and c.status == "True" and c.reason == "AnalysisInconclusive" then
+    inconclusive = true
   end
-  return false
 end
+local promotable = zdr.no_promote(obj) == nil
 
-local update = nil
-if st.updateRevision ~= nil and st.stableRevision ~= nil and st.updateRevision ~= st.stableRevision then
-  update = st.updateRevision
-end
-local invalid = has_true_condition("InvalidSpec", nil)
-local aborted = update ~= nil and (st.phase == "Aborted" or st.abortedRevision == update)
-local steps = 0
-if strategy.canary ~= nil and strategy.canary.steps ~= nil then
-  steps = #strategy.canary.steps
-end
-local at = st.currentStepIndex or 0
-if at < 0 then
-  at = 0
-end
-local promotable = strategy.canary ~= nil and not invalid and update ~= nil and not aborted and at < steps
-local inconclusive = has_true_condition("Paused", "AnalysisInconclusive")
-  or (st.analysis ~= nil and st.analysis.phase == "Inconclusive")
-local spec_paused = obj.spec.paused == true
-local annotated = annotations["zdr.dev/paused"] ~= nil
-
+local actions = {}
 actions["promote"] = {["disabled"] = not promotable}
 actions["promote-full"] = {["disabled"] = not promotable}
-actions["abort"] = {["disabled"] = update == nil or aborted}
-actions["retry"] = {["disabled"] = invalid or not aborted}
-actions["pause"] = {["disabled"] = annotated}
-actions["resume"] = {["disabled"] = spec_paused or not (annotated or inconclusive)}
+-- An aborted update is rolled back already.
+actions["abort"] = {["disabled"] = zdr.no_abort(obj) ~= nil or zdr.aborted(st)}
+actions["retry"] = {["disabled"] = zdr.no_retry(obj) ~= nil}
+actions["pause"] = {["disabled"] = zdr.no_pause(obj) ~= nil}
+-- Resume releases a pause by annotation or an inconclusive analysis.
+actions["resume"] = {["disabled"] = zdr.no_resume(obj) ~= nil or not (annotated or inconclusive)}
 return actions
