@@ -122,6 +122,7 @@ fn hold(zdr: &ZeroDowntimeRollout, ctx: &Context, key: &str) -> Option<Action> {
     if !ctx.expectations.status_seen(key, &uid, zdr.status.as_ref()) {
         // The cache still holds a status older than our last write: deciding from it would
         // take a canary back a step (and its pods and traffic with it). Its watch event wakes us.
+        tracing::debug!(rollout = %key, "the cache does not show the last status written yet: waiting for it");
         return Some(Action::requeue(Duration::from_secs(1)));
     }
     None
