@@ -81,10 +81,10 @@ impl Expectations {
             status,
             since: Instant::now(),
         };
-        self.statuses
-            .lock()
-            .unwrap_or_else(|e| e.into_inner())
-            .insert(key.to_string(), written);
+        let mut map = self.statuses.lock().unwrap_or_else(|e| e.into_inner());
+        // Entries of rollouts deleted before the cache showed their write go with the timeout.
+        map.retain(|_, w| w.since.elapsed() <= EXPECTATION_TTL);
+        map.insert(key.to_string(), written);
     }
 
     /// Whether the cached rollout `uid` shows the last status the controller wrote for it. Only
@@ -121,6 +121,8 @@ impl Expectations {
 
     fn with(&self, key: &str, f: impl FnOnce(&mut Pending)) {
         let mut map = self.inner.lock().unwrap_or_else(|e| e.into_inner());
+        // Entries of rollouts deleted before the cache showed their writes go with the timeout.
+        map.retain(|k, p| k == key || p.since.is_none_or(|s| s.elapsed() <= EXPECTATION_TTL));
         let p = map.entry(key.to_string()).or_default();
         p.since.get_or_insert_with(Instant::now);
         f(p);
