@@ -1,6 +1,7 @@
 //! Canary scenarios against the mocked API server: the traffic is read from the HTTPRoute and
 //! the Services, written Services first and router second (only what changed, keeping every
-//! foreign rule), before any pod write; a missing HTTPRoute is a Degraded status.
+//! foreign rule), before any pod write; a missing HTTPRoute is a Degraded status; nothing is
+//! decided from a status older than the last one written.
 
 use super::*;
 
@@ -161,4 +162,35 @@ async fn a_missing_httproute_is_reported_and_nothing_moves() {
     );
     assert!(task.await.unwrap().is_err(), "backs off");
     h.api.expect_nothing().await;
+}
+
+#[tokio::test]
+async fn a_reconcile_woken_before_the_cache_shows_the_last_status_written_touches_nothing() {
+    let mut h = harness(NOW);
+    let (zdr, old, new) = at_step_zero(&mut h, "old");
+    let task = tokio::spawn(reconcile(Arc::new(zdr.clone()), h.ctx.clone()));
+    h.api.expect_services(&old, &old).await;
+    h.api.expect(Method::GET, ROUTE, route(100, 0)).await;
+    h.api.expect_services(&old, &old).await;
+    let canary = format!("{CANARY}?&fieldManager=zdr-controller");
+    let moved = service("web-canary", &new);
+    h.api.expect(Method::PATCH, &canary, moved).await;
+    h.api.expect(Method::GET, ROUTE, route(100, 0)).await;
+    let s = h.api.expect_status().await;
+    assert_eq!(s["services"]["canary"], new.as_str());
+    task.await.unwrap().unwrap();
+
+    // A pod event wakes a reconcile while the cache still holds the rollout as it was: deciding
+    // from that status could move traffic or pods back; it reads and writes nothing.
+    let task = tokio::spawn(reconcile(Arc::new(zdr.clone()), h.ctx.clone()));
+    h.api.expect_nothing().await;
+    assert_eq!(
+        task.await.unwrap().unwrap(),
+        Action::requeue(Duration::from_secs(1))
+    );
+
+    // Once the cache shows it, the next reconcile goes on from there.
+    let task = tokio::spawn(reconcile(Arc::new(with_status(&zdr, &s)), h.ctx.clone()));
+    h.api.expect_services(&old, &new).await;
+    task.abort();
 }
