@@ -116,8 +116,15 @@ fn web_a_swapping(h: &mut Harness, b: Value) -> (ZeroDowntimeRollout, String, St
     (zdr, old, new)
 }
 
-fn pod_path(name: &str) -> String {
-    format!("/api/v1/namespaces/ns/pods/{name}?&fieldManager=zdr-controller")
+impl Verifier {
+    /// Expects a JSON patch of pod `name` under the controller's field manager; returns the
+    /// patch's operations.
+    async fn expect_pod_patch(&mut self, name: &str) -> Value {
+        let path = format!("/api/v1/namespaces/ns/pods/{name}?&fieldManager=zdr-controller");
+        let sent = self.expect(Method::PATCH, &path, pod_reply(name)).await;
+        assert_eq!(sent["contentType"], "application/json-patch+json");
+        sent["body"].clone()
+    }
 }
 
 #[tokio::test]
@@ -129,13 +136,9 @@ async fn a_wave_swaps_one_pod_in_place_with_a_generation_tested_patch() {
     }
     let task = tokio::spawn(reconcile(Arc::new(zdr), h.ctx.clone()));
     // maxUnavailable 1: one pod, the first by name; no pod is created or deleted.
-    let sent = h
-        .api
-        .expect(Method::PATCH, &pod_path("web-a"), pod_reply("web-a"))
-        .await;
-    assert_eq!(sent["contentType"], "application/json-patch+json");
+    let sent = h.api.expect_pod_patch("web-a").await;
     assert_eq!(
-        sent["body"],
+        sent,
         json!([
             {"op": "test", "path": "/metadata/annotations/zdr.dev~1swap-generation", "value": "0"},
             {"op": "test", "path": "/spec/containers/1/name", "value": "zdr-slot-b"},
@@ -188,12 +191,9 @@ async fn a_controller_restarted_mid_swap_waits_and_then_settles_the_pod() {
         swapping("web-a", &old, &new, slot_b("c://web-a-b2", true)),
     );
     let task = tokio::spawn(reconcile(Arc::new(with_status(&zdr, &s)), h.ctx.clone()));
-    let sent = h
-        .api
-        .expect(Method::PATCH, &pod_path("web-a"), pod_reply("web-a"))
-        .await;
+    let sent = h.api.expect_pod_patch("web-a").await;
     assert_eq!(
-        sent["body"],
+        sent,
         json!([
             {"op": "test", "path": "/metadata/annotations/zdr.dev~1swap-generation", "value": "1"},
             {"op": "remove", "path": "/metadata/annotations/zdr.dev~1swap-from"},
@@ -203,11 +203,8 @@ async fn a_controller_restarted_mid_swap_waits_and_then_settles_the_pod() {
         ])
     );
     // Then the next pod of the wave: web-a is swapped (not busy), so the budget allows one.
-    let sent = h
-        .api
-        .expect(Method::PATCH, &pod_path("web-b"), pod_reply("web-b"))
-        .await;
-    assert_eq!(sent["body"][2]["value"], "web:2");
+    let sent = h.api.expect_pod_patch("web-b").await;
+    assert_eq!(sent[2]["value"], "web:2");
     let succeeded = h.api.expect_event().await;
     assert_eq!(succeeded["reason"], "HotSwapSucceeded");
     assert_eq!(
@@ -234,11 +231,8 @@ async fn failed_swap_is_reverted(b: Value, why: &str) -> (Value, String) {
         abort["note"],
         format!("pod web-a: hot swap failed: {why}: rolling back to {old}")
     );
-    let sent = h
-        .api
-        .expect(Method::PATCH, &pod_path("web-a"), pod_reply("web-a"))
-        .await;
-    let ops = sent["body"].as_array().unwrap().clone();
+    let sent = h.api.expect_pod_patch("web-a").await;
+    let ops = sent.as_array().unwrap().clone();
     let value = |path: &str| {
         ops.iter()
             .find(|o| o["path"] == path)
@@ -401,11 +395,8 @@ async fn a_pod_already_out_of_traffic_is_swapped_without_taking_another_out() {
     conditions[0].status = "False".into();
     add(&mut h.pods, unready);
     let task = tokio::spawn(reconcile(Arc::new(zdr), h.ctx.clone()));
-    let sent = h
-        .api
-        .expect(Method::PATCH, &pod_path("web-c"), pod_reply("web-c"))
-        .await;
-    assert_eq!(sent["body"][2]["value"], "web:2");
+    let sent = h.api.expect_pod_patch("web-c").await;
+    assert_eq!(sent[2]["value"], "web:2");
     assert_eq!(h.api.expect_event().await["reason"], "HotSwapStarted");
     let s = h.api.expect_status().await;
     task.await.unwrap().unwrap();
@@ -436,12 +427,9 @@ async fn an_abort_swaps_the_pods_already_done_back_parking_the_old_slot_first() 
     }
     let task = tokio::spawn(reconcile(Arc::new(zdr), h.ctx.clone()));
     assert_eq!(h.api.expect_event().await["reason"], "AbortedByUser");
-    let sent = h
-        .api
-        .expect(Method::PATCH, &pod_path("web-a"), pod_reply("web-a"))
-        .await;
+    let sent = h.api.expect_pod_patch("web-a").await;
     assert_eq!(
-        sent["body"],
+        sent,
         json!([
             {"op": "test", "path": "/metadata/annotations/zdr.dev~1swap-generation", "value": "1"},
             {"op": "test", "path": "/spec/containers/0/name", "value": "app"},
