@@ -29,6 +29,22 @@ impl Verifier {
         self.expect(Method::GET, CANARY, service("web-canary", canary))
             .await;
     }
+
+    /// Expects one reconcile of a canary at step 0 whose Services both select `old`, with a
+    /// Ready canary pod and no canary weight: it reads the Services and the router, moves the
+    /// canary Service to `new` and writes status. Returns the Service patch and the status.
+    async fn expect_canary_service_moved(&mut self, old: &str, new: &str) -> (Value, Value) {
+        // Read what the Services and the router carry now, then again before writing.
+        self.expect_services(old, old).await;
+        self.expect(Method::GET, ROUTE, route(100, 0)).await;
+        self.expect_services(old, old).await;
+        let path = format!("{CANARY}?&fieldManager=zdr-controller");
+        let patch = self
+            .expect(Method::PATCH, &path, service("web-canary", new))
+            .await;
+        self.expect(Method::GET, ROUTE, route(100, 0)).await;
+        (patch, self.expect_status().await)
+    }
 }
 
 const ROUTE: &str = "/apis/gateway.networking.k8s.io/v1/namespaces/ns/httproutes/web";
@@ -78,27 +94,14 @@ async fn the_canary_service_moves_first_then_the_weight_keeping_foreign_rules() 
     let mut h = harness(NOW);
     let (zdr, old, new) = at_step_zero(&mut h, "old");
     let task = tokio::spawn(reconcile(Arc::new(zdr.clone()), h.ctx.clone()));
-    // Read what the Services and the router carry now.
-    h.api.expect_services(&old, &old).await;
-    h.api.expect(Method::GET, ROUTE, route(100, 0)).await;
     // A ready canary pod and no canary traffic: the canary Service moves to it (merge patch,
     // the user's `app` key untouched); the weight waits for the next observation.
-    h.api.expect_services(&old, &old).await;
-    let patch = h
-        .api
-        .expect(
-            Method::PATCH,
-            &format!("{CANARY}?&fieldManager=zdr-controller"),
-            service("web-canary", &new),
-        )
-        .await;
+    let (patch, s) = h.api.expect_canary_service_moved(&old, &new).await;
     assert_eq!(patch["contentType"], "application/merge-patch+json");
     assert_eq!(
         patch["body"],
         json!({"spec": {"selector": {"zdr.dev/revision": new}}})
     );
-    h.api.expect(Method::GET, ROUTE, route(100, 0)).await;
-    let s = h.api.expect_status().await;
     assert_eq!(s["phase"], "Progressing");
     assert_eq!(s["services"]["canary"], new.as_str());
     assert_eq!(s["canaryWeight"], 0);
@@ -169,14 +172,7 @@ async fn a_reconcile_woken_before_the_cache_shows_the_last_status_written_touche
     let mut h = harness(NOW);
     let (zdr, old, new) = at_step_zero(&mut h, "old");
     let task = tokio::spawn(reconcile(Arc::new(zdr.clone()), h.ctx.clone()));
-    h.api.expect_services(&old, &old).await;
-    h.api.expect(Method::GET, ROUTE, route(100, 0)).await;
-    h.api.expect_services(&old, &old).await;
-    let canary = format!("{CANARY}?&fieldManager=zdr-controller");
-    let moved = service("web-canary", &new);
-    h.api.expect(Method::PATCH, &canary, moved).await;
-    h.api.expect(Method::GET, ROUTE, route(100, 0)).await;
-    let s = h.api.expect_status().await;
+    let (_, s) = h.api.expect_canary_service_moved(&old, &new).await;
     assert_eq!(s["services"]["canary"], new.as_str());
     task.await.unwrap().unwrap();
 
