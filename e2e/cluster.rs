@@ -395,6 +395,29 @@ impl TestEnv {
             .0
     }
 
+    /// Rolls each of `patches` in turn as [`roll_with_kills`](Self::roll_with_kills) does, the
+    /// controller killed on the `kills` schedule: each settles, `done`, with every replica
+    /// updated. Returns how many times the controller was killed, which must be at least once.
+    pub async fn roll_each_with_kills(
+        &mut self,
+        name: &str,
+        bounds: Bounds,
+        patches: impl IntoIterator<Item = Value>,
+        done: impl Fn(&ZeroDowntimeRollout, i64) -> bool,
+        kills: Kills,
+    ) -> u32 {
+        let mut total = 0;
+        for patch in patches {
+            let (z, killed) = self
+                .roll_with_kills(name, bounds, &patch, true, &done, Some(kills))
+                .await;
+            assert_eq!(z.status.expect("status").updated_replicas, bounds.replicas);
+            total += killed;
+        }
+        assert!(total > 0, "the controller was never killed");
+        total
+    }
+
     /// As [`roll`](Self::roll), killing the controller (SIGKILL) and starting it again at random
     /// moments `kills` apart; returns the rollout and how many times it was killed.
     pub async fn roll_with_kills(

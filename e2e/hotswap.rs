@@ -313,24 +313,11 @@ pub async fn hot_swaps_keep_the_bounds_while_the_controller_is_killed_at_random_
     let replicas = 6;
     let (_, api, before) = start(&mut env, name, replicas).await;
     let bounds = crate::pods::Bounds::new(replicas, &IntOrString::Int(0), &IntOrString::Int(1));
-    let kills = crate::chaos::EVERY_HALF_TO_THREE_SECONDS;
-    let mut total = 0;
     // There, back (through parking) and there again.
-    for image in [image_v2(), image_v1(), image_v2()] {
-        let (z, killed) = env
-            .roll_with_kills(
-                name,
-                bounds,
-                &containers_patch(swappable(&image)),
-                true,
-                healthy,
-                Some(kills),
-            )
-            .await;
-        assert_eq!(z.status.expect("status").updated_replicas, replicas);
-        total += killed;
-    }
-    assert!(total > 0, "the controller was never killed");
+    let patches = [image_v2(), image_v1(), image_v2()].map(|i| containers_patch(swappable(&i)));
+    let kills = crate::chaos::EVERY_HALF_TO_THREE_SECONDS;
+    env.roll_each_with_kills(name, bounds, patches, healthy, kills)
+        .await;
     let after = pods(&api, name).await;
     assert_eq!(
         after.iter().map(|(p, s)| (p, &s.0)).collect::<Vec<_>>(),
